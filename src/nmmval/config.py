@@ -1,0 +1,287 @@
+"""Load, validate and type the nmmval configuration.
+
+The JSON schema ``workflow/schemas/config.schema.yaml`` is the single source
+of defaults, ranges and units; Snakemake validates the workflow config with
+the same file. Every failure is one :class:`ConfigError` line that names the
+key, the value and what is allowed, e.g. ``network.p_ext: 1.7 is not in
+[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+def schema_path() -> Path:
+    """Path of the JSON schema (shipped inside the package, mirrored in workflow/)."""
+    return Path(str(resources.files("nmmval") / "config.schema.yaml"))
+
+
+def load_schema() -> dict:
+    """The config schema as a dict."""
+    with open(schema_path()) as fh:
+        return yaml.safe_load(fh)
+
+
+def _fill_defaults(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _fill_defaults(jsonschema.Draft7Validator)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<config>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = _key(error.absolute_path)
+    value = error.instance
+    schema = error.schema
+    v = error.validator
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        lo = schema.get("minimum", schema.get("exclusiveMinimum", "-inf"))
+        hi = schema.get("maximum", schema.get("exclusiveMaximum", "inf"))
+        left = "(" if "exclusiveMinimum" in schema else "["
+        right = ")" if "exclusiveMaximum" in schema else "]"
+        return f"{key}: {value!r} is not in {left}{lo}, {hi}{right}"
+    if v == "type":
+        return f"{key}: {value!r} is not of type {schema['type']}"
+    if v == "required":
+        missing = error.message.split("'")[1]
+        return f"{_key([*error.absolute_path, missing])}: missing, it is required"
+    if v == "additionalProperties":
+        extra = sorted(set(value) - set(schema.get("properties", {})))
+        return f"{key}: unknown key(s) {', '.join(map(repr, extra))}"
+    return f"{key}: {error.message}"
+
+
+def _check_relations(cfg: dict) -> None:
+    """Constraints between keys that a JSON schema cannot state."""
+    neu, sim = cfg["neuron"], cfg["simulation"]
+    if not neu["v_reset_mV"] < neu["v_th_mV"]:
+        raise ConfigError(
+            f"neuron.v_reset_mV: {neu['v_reset_mV']!r} must be below "
+            f"neuron.v_th_mV = {neu['v_th_mV']!r}"
+        )
+    if not sim["T0_ms"] < sim["T_ms"]:
+        raise ConfigError(
+            f"simulation.T0_ms: {sim['T0_ms']!r} must be below simulation.T_ms = {sim['T_ms']!r}"
+        )
+    if (sim["T_ms"] - sim["T0_ms"]) / sim["dt_ms"] < 16:
+        raise ConfigError(
+            f"simulation.dt_ms: {sim['dt_ms']!r} leaves fewer than 16 steps in [T0_ms, T_ms)"
+        )
+    for axis in ("p", "lam"):
+        for value in cfg["grid"][axis]:
+            if not math.isclose(round(value, 3), value, abs_tol=1e-12):
+                raise ConfigError(
+                    f"grid.{axis}: {value!r} has more than 3 decimals (cell paths are p~0.050)"
+                )
+    for i, cell in enumerate(cfg["figures"]["diagnostic_cells"]):
+        if cell["p"] not in cfg["grid"]["p"] or cell["lam"] not in cfg["grid"]["lam"]:
+            raise ConfigError(
+                f"figures.diagnostic_cells.{i}: {cell!r} is not a cell of grid.p x grid.lam"
+            )
+
+
+def validate(cfg: dict) -> dict:
+    """Validate a config dict and return a copy with every default filled in.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the first offending key (sorted by key).
+    """
+    cfg = copy.deepcopy(cfg)
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"<config>: {cfg!r} is not a mapping")
+    errors = sorted(_Validator(load_schema()).iter_errors(cfg), key=lambda e: _key(e.absolute_path))
+    if errors:
+        raise ConfigError(_describe(errors[0]))
+    _check_relations(cfg)
+    return cfg
+
+
+def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
+    """Apply ``section.key=value`` overrides (value parsed as YAML)."""
+    cfg = copy.deepcopy(cfg)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        path, raw = item.split("=", 1)
+        keys = path.strip().split(".")
+        node = cfg
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {k} is not a section")
+        node[keys[-1]] = yaml.safe_load(raw)
+    return cfg
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Params:
+    """Read a YAML config file, apply overrides, validate and build :class:`Params`."""
+    path = Path(path)
+    try:
+        with open(path) as fh:
+            raw = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return from_dict(apply_overrides(raw or {}, overrides or []))
+
+
+@dataclass(frozen=True)
+class NetworkParams:
+    """Network of MODEL.md §2 (Eqs. 5-11): sizes, drive, synapses."""
+
+    N: int
+    M: int
+    nu_ext_Hz: float
+    p_ext: float
+    tau_E_ms: float
+    tau_I_ms: float
+    tau_ext_ms: float
+    g_hat_E_nSms: float
+    g_hat_I_nSms: float
+    g_hat_ext_nSms: float
+    v_E_mV: float
+    v_I_mV: float
+    v_ext_mV: float
+
+
+@dataclass(frozen=True)
+class NeuronParams:
+    """LIF neuron of Eq. 11a."""
+
+    C_pF: float
+    g_L_nS: float
+    v_rest_mV: float
+    v_th_mV: float
+    v_reset_mV: float
+    tau_ref_ms: float
+    noise_Q_V2ms: float
+
+    @property
+    def tau_m_ms(self) -> float:
+        """Membrane time constant c/g_L (ms)."""
+        return self.C_pF / self.g_L_nS
+
+    @property
+    def noise_Q_mV2ms(self) -> float:
+        """Noise variance Q in mV² ms (the V² ms reading of the paper's 5e-4)."""
+        return self.noise_Q_V2ms * 1e6
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    """Time grid: step, duration, discarded transient."""
+
+    dt_ms: float
+    T_ms: float
+    T0_ms: float
+    store_spikes: bool
+
+    @property
+    def n_steps(self) -> int:
+        """Number of Euler steps in [0, T)."""
+        return int(round(self.T_ms / self.dt_ms))
+
+    @property
+    def n0_steps(self) -> int:
+        """First step of the analysis window [T0, T)."""
+        return int(round(self.T0_ms / self.dt_ms))
+
+
+@dataclass(frozen=True)
+class MassParams:
+    """Freeman neural mass models (Eqs. 20, 24)."""
+
+    tau_s_ms: float
+
+
+@dataclass(frozen=True)
+class AnalysisParams:
+    """Comparison measures of MODEL.md §6."""
+
+    alpha: float
+    max_lag_ms: float
+    fmax_store_Hz: float
+    n_perm: int
+    sc_min_bin_ms: float
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every parameter of one run, typed and frozen.
+
+    ``resolved`` holds the validated config dict (defaults filled in); it is
+    what files store as their ``config`` attribute.
+    """
+
+    run: str
+    seed: int
+    network: NetworkParams
+    neuron: NeuronParams
+    simulation: SimulationParams
+    masses: MassParams
+    analysis: AnalysisParams
+    grid_p: tuple[float, ...]
+    grid_lam: tuple[float, ...]
+    grid_seeds: tuple[int, ...]
+    resolved: dict
+
+    def to_json(self) -> str:
+        """The resolved config as canonical JSON."""
+        return json.dumps(self.resolved, sort_keys=True)
+
+
+def _section(cls, values: dict):
+    return cls(**values)
+
+
+def from_dict(raw: dict) -> Params:
+    """Validate a config dict and build :class:`Params`."""
+    cfg = validate(raw)
+    return Params(
+        run=cfg["run"],
+        seed=cfg["seed"],
+        network=_section(NetworkParams, cfg["network"]),
+        neuron=_section(NeuronParams, cfg["neuron"]),
+        simulation=_section(SimulationParams, cfg["simulation"]),
+        masses=_section(MassParams, cfg["masses"]),
+        analysis=_section(AnalysisParams, cfg["analysis"]),
+        grid_p=tuple(cfg["grid"]["p"]),
+        grid_lam=tuple(cfg["grid"]["lam"]),
+        grid_seeds=tuple(cfg["grid"]["seeds"]),
+        resolved=cfg,
+    )
+
+
+def from_json(text: str) -> Params:
+    """Rebuild :class:`Params` from the ``config`` attribute of a stored file."""
+    return from_dict(json.loads(text))
