@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import yaml

@@ -1,0 +1,150 @@
+"""NetCDF files of nmmval: paths, atomic writes, checked reads.
+
+Every file is NetCDF4 written through xarray (``engine="netcdf4"``) with CF
+attributes, to a temporary name in the target folder and then renamed with
+:func:`os.replace`, so a killed or failed write never leaves a partial file
+under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from nmmval import __version__
+
+#: one cell's folder below ``results/{run}/cells``; values canonically formatted
+CELL_PATTERN = "p~{p}/lam~{lam}/seed~{seed}"
+
+#: variables each kind of file must hold
+REQUIRED = {
+    "network": ("V", "phi_E", "phi_I", "phi_ext", "synchrony", "rate_E_Hz", "rate_I_Hz", "Vbar_mV"),
+    "masses": ("V_cfm", "V_mfm"),
+    "compare": ("power", "power_above_fmax", "median_freq_Hz", "xcorr", "tau_max_ms", "rho_max"),
+    "cube": ("synchrony", "spectrum", "chi2"),
+}
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class InputError(RuntimeError):
+    """A file nmmval needs is missing, unreadable or incomplete."""
+
+
+class OutputError(RuntimeError):
+    """A result could not be written."""
+
+
+def format_p(x: float) -> str:
+    """Canonical text of p or λ in paths: three decimals (``0.050``)."""
+    return f"{x:.3f}"
+
+
+def format_seed(s: int) -> str:
+    """Canonical text of a seed index in paths: four digits (``0003``)."""
+    return f"{int(s):04d}"
+
+
+def cell_dir(root: str | Path, p: float, lam: float, seed: int) -> Path:
+    """Folder of one cell: ``root/cells/p~0.050/lam~0.800/seed~0003``."""
+    return (
+        Path(root)
+        / "cells"
+        / CELL_PATTERN.format(p=format_p(p), lam=format_p(lam), seed=format_seed(seed))
+    )
+
+
+def global_attrs(params, **extra) -> dict:
+    """Global attributes every file carries: conventions, version, config."""
+    attrs = {
+        "Conventions": "CF-1.10",
+        "title": "nmmval: validity of neural mass models (Deschle et al. 2021)",
+        "nmmval_version": __version__,
+        "config": params.to_json(),
+        "history": f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} nmmval {__version__}",
+    }
+    attrs.update(extra)
+    return attrs
+
+
+def _encoding(ds: xr.Dataset) -> dict:
+    enc = {}
+    for name, var in ds.data_vars.items():
+        if var.ndim == 0:
+            continue
+        e = {"zlib": True, "complevel": 4, "shuffle": True}
+        if var.dtype.kind == "f":
+            e["_FillValue"] = None if name.startswith("phi_") else np.nan
+        enc[name] = e
+    for name in ds.coords:
+        enc[name] = {"_FillValue": None}
+    return enc
+
+
+def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write ``ds`` to ``path`` atomically (temporary file + ``os.replace``).
+
+    Raises
+    ------
+    OutputError
+        One line naming the path and the reason; nothing is left under
+        ``path`` or the temporary name.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.nc", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=_encoding(ds))
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError, ValueError) as exc:
+        Path(tmp).unlink(missing_ok=True)
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise OutputError(f"{path}: cannot write ({reason})") from None
+    return path
+
+
+def open_dataset(path: str | Path, kind: str) -> xr.Dataset:
+    """Open a file of the given kind fully into memory, checking it.
+
+    Parameters
+    ----------
+    path : path-like
+    kind : {"network", "masses", "compare", "cube"}
+
+    Raises
+    ------
+    InputError
+        One line naming the file and what is wrong (missing, not NetCDF,
+        truncated, a variable absent).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: missing {kind} file")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds = ds.load()
+    except Exception as exc:  # netCDF4 raises OSError, RuntimeError, ValueError, ...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: corrupt {kind} file ({reason})") from None
+    missing = [v for v in REQUIRED[kind] if v not in ds.variables]
+    if missing:
+        raise InputError(f"{path}: not a complete {kind} file (no {', '.join(missing)})")
+    return ds
+
+
+def stored_config(ds: xr.Dataset) -> dict:
+    """The resolved config a file was made with."""
+    return json.loads(ds.attrs["config"])

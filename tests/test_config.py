@@ -1,0 +1,87 @@
+"""Config loading and validation: one line naming key, value and what is allowed."""
+
+import pytest
+import yaml
+
+from nmmval import config
+
+from conftest import ROOT
+
+
+def raw_quick() -> dict:
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("network.p_ext=1.7", "network.p_ext: 1.7 is not in [0, 1]"),
+        ("network.N=1", "network.N: 1 is not in [2, 1000000]"),
+        ("neuron.C_pF=0", "neuron.C_pF: 0 is not in (0, 100000]"),
+        ("simulation.dt_ms=abc", "simulation.dt_ms: 'abc' is not of type number"),
+        ("analysis.n_perm=2.5", "analysis.n_perm: 2.5 is not of type integer"),
+        ("network.bogus=1", "network: unknown key(s) 'bogus'"),
+        ("grid.p=[]", "grid.p: [] should be non-empty"),
+        ("grid.lam=[0.8, 1.2]", "grid.lam.1: 1.2 is not in [0, 1]"),
+        ("neuron.v_reset_mV=-45", "neuron.v_reset_mV: -45 must be below neuron.v_th_mV = -50.0"),
+        ("simulation.T0_ms=5000", "simulation.T0_ms: 5000 must be below simulation.T_ms = 3000.0"),
+        ("grid.p=[0.0125]", "grid.p: 0.0125 has more than 3 decimals"),
+        ("run=a/b", "run: 'a/b' does not match"),
+    ],
+)
+def test_bad_values_name_key_and_range(override, message):
+    with pytest.raises(config.ConfigError) as err:
+        config.load(ROOT / "config" / "config.yaml", [override])
+    text = str(err.value)
+    assert text.startswith(message)
+    assert "\n" not in text
+
+
+def test_missing_key_is_named():
+    raw = raw_quick()
+    del raw["grid"]["seeds"]
+    with pytest.raises(config.ConfigError, match=r"^grid.seeds: missing, it is required$"):
+        config.from_dict(raw)
+
+
+def test_defaults_filled_from_schema():
+    raw = raw_quick()
+    del raw["masses"]
+    del raw["network"]["tau_I_ms"]
+    params = config.from_dict(raw)
+    assert params.masses.tau_s_ms == 5.0
+    assert params.network.tau_I_ms == 7.0
+    assert params.resolved["masses"] == {"tau_s_ms": 5.0}
+
+
+def test_params_are_frozen_and_typed(quick_params):
+    assert quick_params.neuron.tau_m_ms == 20.0
+    assert quick_params.neuron.noise_Q_mV2ms == pytest.approx(500.0)
+    assert quick_params.simulation.n_steps == 30000
+    with pytest.raises(AttributeError):
+        quick_params.network.N = 5
+
+
+def test_paper_config_is_the_papers_grid():
+    params = config.load(ROOT / "config" / "paper.yaml")
+    assert len(params.grid_p) == 21 and len(params.grid_lam) == 5 and len(params.grid_seeds) == 10
+    assert params.network.N == 10000 and params.simulation.T_ms == 30000
+
+
+def test_config_roundtrips_through_json(quick_params):
+    again = config.from_json(quick_params.to_json())
+    assert again == quick_params
+
+
+def test_unreadable_and_invalid_yaml(tmp_path):
+    with pytest.raises(config.ConfigError, match="cannot read config"):
+        config.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: [unclosed\n")
+    with pytest.raises(config.ConfigError, match="not valid YAML"):
+        config.load(bad)
+
+
+def test_override_syntax_error():
+    with pytest.raises(config.ConfigError, match="expected section.key=value"):
+        config.load(ROOT / "config" / "config.yaml", ["network.N"])

@@ -1,0 +1,178 @@
+"""The LIF network kernel against closed forms and exact bookkeeping (MODEL.md §2-4)."""
+
+import numpy as np
+import pytest
+
+from nmmval import lif
+from nmmval.network import complement
+
+from conftest import small_params
+
+
+def run_kernel(
+    params, v0, n_steps, g0=(0.0, 0.0, 0.0), pending_E=None, noise=True, seed=0, decay=None
+):
+    """Run the kernel on N unconnected neurons without external drive.
+
+    Returns (v, (g_E, g_I, g_X), ref, V, spikes) after ``n_steps``. ``decay``
+    replaces the three per-step conductance decay factors.
+    """
+    consts = lif._consts(params)
+    if decay is not None:
+        consts[9:12] = decay
+    v = np.array(v0, dtype=float)
+    n = v.size
+    g = [np.full(n, x, dtype=float) for x in g0]
+    ref = np.zeros(n, dtype=np.int32)
+    spiked = np.zeros(n, dtype=np.bool_)
+    cnt = [np.zeros(n, dtype=np.int64) for _ in range(3)]
+    if pending_E is not None:
+        cnt[0][:] = pending_E
+    rng = np.random.default_rng(seed)
+    xi = rng.standard_normal((n_steps, n)) if noise else np.zeros((n_steps, n))
+    empty_ptr = np.zeros(n + 1, dtype=np.int64)
+    V = np.empty(n_steps)
+    phi = [np.empty(n_steps) for _ in range(3)]
+    spk_n = np.empty(n * n_steps, dtype=np.int32)
+    spk_s = np.empty(n * n_steps, dtype=np.int32)
+    k = lif._run_block(
+        0, n_steps, v, *g, ref, spiked, *cnt, np.zeros(2, dtype=np.int64), xi,
+        np.zeros(n_steps + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
+        empty_ptr, np.zeros(0, dtype=np.int32), False,
+        np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32),
+        np.zeros(n, dtype=np.int64), np.zeros(0, dtype=np.int64),
+        n, consts, V, *phi, spk_n, spk_s,
+    )  # fmt: skip
+    return v, g, ref, V, (spk_n[:k], spk_s[:k])
+
+
+def test_conductance_decays_exactly_without_input():
+    params = small_params(**{"neuron.v_th_mV": 100})
+    n = 400
+    _, g, _, _, _ = run_kernel(params, [-60.0], n, g0=(1.0, 2.0, 3.0), noise=False)
+    t = n * params.simulation.dt_ms
+    net = params.network
+    for gi, g0, tau in zip(
+        g, (1.0, 2.0, 3.0), (net.tau_E_ms, net.tau_I_ms, net.tau_ext_ms), strict=True
+    ):
+        np.testing.assert_allclose(gi[0], g0 * np.exp(-t / tau), rtol=1e-12)
+
+
+def test_one_arrival_raises_g_by_ghat_over_tau():
+    params = small_params(**{"neuron.v_th_mV": 100})
+    _, g, _, _, _ = run_kernel(params, [-60.0, -60.0], 1, pending_E=[1, 0], noise=False)
+    dec = np.exp(-params.simulation.dt_ms / params.network.tau_E_ms)
+    expected = params.network.g_hat_E_nSms / params.network.tau_E_ms
+    np.testing.assert_allclose(g[0][0] / dec, expected, rtol=1e-14)
+    assert g[0][1] == 0.0
+
+
+def test_membrane_converges_to_fixed_point_with_constant_conductances():
+    # no decay: the conductances stay where they start
+    params = small_params(**{"neuron.v_th_mV": 100})
+    gE, gI, gX = 2.0, 5.0, 1.0
+    v, _, _, _, _ = run_kernel(
+        params, [-70.0, -40.0], 20000, g0=(gE, gI, gX), noise=False, decay=1.0
+    )
+    net, neu = params.network, params.neuron
+    a = np.array([gE, gI, gX]) / neu.g_L_nS
+    v_star = (neu.v_rest_mV + a @ [net.v_E_mV, net.v_I_mV, net.v_ext_mV]) / (1 + a.sum())
+    np.testing.assert_allclose(v, v_star, rtol=0, atol=1e-10)
+
+
+def test_noise_only_stationary_std():
+    params = small_params(**{"neuron.v_th_mV": 100})
+    n = 5000
+    tau_m = params.neuron.tau_m_ms
+    # 10 membrane time constants from v_rest: the start is forgotten
+    n_steps = int(10 * tau_m / params.simulation.dt_ms)
+    v, _, _, _, _ = run_kernel(params, np.full(n, -60.0), n_steps, noise=True, seed=5)
+    expected = np.sqrt(params.neuron.noise_Q_mV2ms / (2 * tau_m))
+    assert abs(v.std() / expected - 1) < 0.05
+    assert abs(v.mean() - params.neuron.v_rest_mV) < 4 * expected / np.sqrt(n)
+
+
+def test_refractory_holds_v_at_reset_and_no_double_spike():
+    params = small_params()
+    neu, dt = params.neuron, params.simulation.dt_ms
+    n_ref = round(neu.tau_ref_ms / dt)
+    # start above threshold with strong excitation: spikes as soon as allowed
+    v0 = np.full(3, neu.v_th_mV + 1.0)
+    v, _, ref, _, (spk_n, spk_s) = run_kernel(params, v0, 3, g0=(200.0, 0.0, 0.0), noise=False)
+    np.testing.assert_array_equal(spk_s, [0, 0, 0])
+    np.testing.assert_array_equal(v, neu.v_reset_mV)
+    assert np.all(ref == n_ref - 2)
+    # across a whole strongly driven network run, no neuron fires twice within tau_ref
+    params = small_params(**{"network.g_hat_ext_nSms": 40.0, "network.p_ext": 0.02})
+    rec = lif.simulate(params, 0.2, 1.0, 0)
+    assert rec.rate_E_Hz > 50
+    order = np.lexsort((rec.spike_step, rec.spike_neuron))
+    same = np.diff(rec.spike_neuron[order]) == 0
+    gaps = np.diff(rec.spike_step[order])[same]
+    assert gaps.min() >= n_ref + 1
+
+
+@pytest.mark.parametrize("p,lam", [(0.1, 0.8), (0.7, 0.6)])
+def test_bookkeeping_phi_equals_out_degree_of_spikes(p, lam):
+    params = small_params(**{"network.g_hat_ext_nSms": 20.0})
+    rec = lif.simulate(params, p, lam, 2)
+    internal, external, n_E, _ = lif.build_graphs(params, p, lam, 2)
+    deg = internal.out_degree()
+    N = params.network.N
+    is_E = rec.spike_neuron < n_E
+    assert is_E.sum() > 100 and (~is_E).sum() > 10
+    assert round(N * rec.phi_E.sum()) == deg[rec.spike_neuron[is_E]].sum()
+    assert round(N * rec.phi_I.sum()) == deg[rec.spike_neuron[~is_E]].sum()
+    # external: events are Poisson(M nu T), each from a uniform train -> E[arrivals]
+    net, sim = params.network, params.simulation
+    events = net.M * net.nu_ext_Hz * 1e-3 * sim.T_ms
+    mean_deg = external.out_degree().mean()
+    var = events * (external.out_degree() ** 2).mean()  # compound Poisson variance
+    assert abs(N * rec.phi_ext.sum() - events * mean_deg) < 5 * np.sqrt(var)
+
+
+def _same(a: lif.Recording, b: lif.Recording) -> bool:
+    fields = ("V_mV", "phi_E", "phi_I", "phi_ext", "spike_neuron", "spike_step")
+    return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
+
+
+def test_determinism_same_seed_and_thread_count_independent():
+    import numba
+
+    params = small_params(**{"network.N": 1000})
+    a = lif.simulate(params, 0.3, 0.8, 7, threads=1)
+    b = lif.simulate(params, 0.3, 0.8, 7, threads=numba.config.NUMBA_NUM_THREADS)
+    c = lif.simulate(params, 0.3, 0.8, 8, threads=1)
+    assert a.spike_neuron.size > 0
+    assert _same(a, b)
+    assert not np.array_equal(a.V_mV, c.V_mV)
+
+
+@pytest.mark.parametrize("p", [0.3, 0.8, 1.0])
+def test_complement_delivery_equals_direct_delivery(p):
+    params = small_params(**{"network.N": 300, "network.g_hat_ext_nSms": 20.0})
+    direct = lif.simulate(params, p, 0.8, 1, delivery="direct")
+    compl = lif.simulate(params, p, 0.8, 1, delivery="complement")
+    assert direct.spike_neuron.size > 100
+    assert _same(direct, compl)
+
+
+def test_graph_complement_used_for_dense_graphs():
+    params = small_params()
+    internal, _, _, _ = lif.build_graphs(params, 0.9, 0.8, 0)
+    assert internal.complemented
+    assert complement(internal).indices.size == internal.n_edges
+
+
+def test_recording_shapes_and_rates():
+    params = small_params()
+    rec = lif.simulate(params, 0.1, 0.8, 0)
+    n = params.simulation.n_steps
+    assert rec.V_mV.shape == rec.phi_E.shape == rec.phi_ext.shape == (n,)
+    assert rec.n_E == 320 and rec.n_I == 80
+    n0 = params.simulation.n0_steps
+    assert rec.Vbar_mV == pytest.approx(rec.V_mV[n0:].mean(), rel=1e-12)
+    window_s = (params.simulation.T_ms - params.simulation.T0_ms) / 1000
+    n_E_spk = np.count_nonzero((rec.spike_neuron < rec.n_E) & (rec.spike_step >= n0))
+    assert rec.rate_E_Hz == pytest.approx(n_E_spk / (rec.n_E * window_s))
+    assert np.all(np.isfinite(rec.V_mV))

@@ -1,0 +1,86 @@
+"""Graphs: Erdős–Rényi without self-loops, bipartite external drive, streams."""
+
+import numpy as np
+import pytest
+
+from nmmval import network
+from nmmval.lif import build_graphs
+
+from conftest import small_params
+
+
+def _edges(g: network.Graph) -> set[tuple[int, int]]:
+    g = network.complement(g) if g.complemented else g
+    src = np.repeat(np.arange(g.n_sources), np.diff(g.indptr))
+    return set(zip(src.tolist(), g.indices.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("p", [0.01, 0.1, 0.4, 0.5, 0.7, 0.95])
+def test_in_degree_mean_within_4_standard_errors(p):
+    n = 2000
+    g = network.erdos_renyi(n, p, np.random.default_rng(1))
+    deg = g.in_degree()
+    # in-degrees are Binomial(n-1, p); their mean has SE sqrt(p(1-p)(n-1)/n)
+    se = np.sqrt(p * (1 - p) * (n - 1) / n)
+    assert abs(deg.mean() - p * (n - 1)) < 4 * se
+    assert g.n_edges == deg.sum() == g.out_degree().sum()
+
+
+@pytest.mark.parametrize("p", [0.05, 0.8])
+def test_no_self_loops_and_sorted_targets(p):
+    g = network.erdos_renyi(300, p, np.random.default_rng(2))
+    for side in (g, network.complement(g)):
+        for s in range(side.n_sources):
+            t = side.indices[side.indptr[s] : side.indptr[s + 1]]
+            assert s not in t
+            assert np.all(np.diff(t) > 0)
+
+
+def test_p0_empty_and_p1_complete():
+    n = 50
+    g0 = network.erdos_renyi(n, 0.0, np.random.default_rng(3))
+    assert g0.n_edges == 0 and not g0.complemented
+    g1 = network.erdos_renyi(n, 1.0, np.random.default_rng(3))
+    assert g1.complemented and g1.indices.size == 0
+    assert g1.n_edges == n * (n - 1)
+    assert _edges(g1) == {(i, j) for i in range(n) for j in range(n) if i != j}
+
+
+def test_complement_is_an_involution():
+    g = network.erdos_renyi(200, 0.3, np.random.default_rng(4))
+    back = network.complement(network.complement(g))
+    np.testing.assert_array_equal(back.indptr, g.indptr)
+    np.testing.assert_array_equal(back.indices, g.indices)
+    assert network.complement(g).n_edges == g.n_edges
+
+
+def test_external_edges_only_onto_excitatory_cells():
+    params = small_params(**{"network.N": 1000, "network.p_ext": 0.01})
+    internal, external, n_E, _ = build_graphs(params, 0.1, 0.8, 0)
+    assert n_E == 800
+    assert external.n_sources == params.network.M
+    assert external.indices.max() < n_E
+    # each E cell has Binomial(M, p_ext) external inputs
+    m, q = params.network.M, params.network.p_ext
+    deg = external.in_degree()
+    assert deg.size == n_E
+    assert abs(deg.mean() - m * q) < 4 * np.sqrt(m * q * (1 - q) / n_E)
+
+
+def test_same_seed_same_graph_other_seed_other_graph():
+    params = small_params()
+    a = build_graphs(params, 0.2, 0.8, 3)
+    b = build_graphs(params, 0.2, 0.8, 3)
+    c = build_graphs(params, 0.2, 0.8, 4)
+    for x, y in ((a[0], b[0]), (a[1], b[1])):
+        np.testing.assert_array_equal(x.indptr, y.indptr)
+        np.testing.assert_array_equal(x.indices, y.indices)
+    assert not np.array_equal(a[0].indices, c[0].indices)
+
+
+def test_cell_streams_are_distinct():
+    s = network.cell_streams(1, 0.1, 0.8, 0)
+    draws = {k: g.random(4).tolist() for k, g in s.items()}
+    assert len({tuple(v) for v in draws.values()}) == 3
+    other = network.cell_streams(1, 0.1, 0.9, 0)["noise"].random(4).tolist()
+    assert other != draws["noise"]
