@@ -1,0 +1,135 @@
+"""Freeman integrator and the CFM / MFM neural mass models (Eqs. 20, 24) against known answers."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nmmval.config import load
+from nmmval.masses import cfm, freeman, mfm
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+TAU_M_MS = 20.0
+TAU_S_MS = 5.0
+DT_MS = 0.1
+
+
+@pytest.fixture(scope="module")
+def params():
+    return load(CONFIG)
+
+
+def _gains(params):
+    """ĝ_σ/g_L (ms) and ṽ_σ (mV) in the order E, I, ext."""
+    net = params.network
+    g_hat_nSms = np.array([net.g_hat_E_nSms, net.g_hat_I_nSms, net.g_hat_ext_nSms])
+    v_syn_mV = np.array([net.v_E_mV, net.v_I_mV, net.v_ext_mV])
+    return g_hat_nSms / params.neuron.g_L_nS, v_syn_mV
+
+
+def _constant_phi(params, rate_per_ms, n_steps):
+    dt_ms = params.simulation.dt_ms
+    return {
+        s: np.full(n_steps, r * dt_ms) for s, r in zip(("E", "I", "ext"), rate_per_ms, strict=True)
+    }
+
+
+def test_step_input_matches_discrete_closed_form():
+    J0_mV = 7.5
+    n = np.arange(5000)
+    a_m, a_s = 1 - DT_MS / TAU_M_MS, 1 - DT_MS / TAU_S_MS
+    expected = J0_mV * (1 - (TAU_M_MS * a_m**n - TAU_S_MS * a_s**n) / (TAU_M_MS - TAU_S_MS))
+    V = freeman(np.full(n.size, J0_mV), DT_MS, TAU_M_MS, TAU_S_MS, 0.0)
+    assert V.dtype == np.float64 and V.shape == n.shape and V[0] == 0.0
+    np.testing.assert_allclose(V, expected, rtol=0, atol=1e-12 * J0_mV)
+
+
+def test_step_input_close_to_continuous_solution():
+    J0_mV = 1.0
+    t_ms = np.arange(20000) * DT_MS
+    exact = J0_mV * (
+        1
+        - (TAU_M_MS * np.exp(-t_ms / TAU_M_MS) - TAU_S_MS * np.exp(-t_ms / TAU_S_MS))
+        / (TAU_M_MS - TAU_S_MS)
+    )
+    V = freeman(np.full(t_ms.size, J0_mV), DT_MS, TAU_M_MS, TAU_S_MS, 0.0)
+    assert np.max(np.abs(V - exact)) <= 1.5e-3 * J0_mV
+
+
+def test_sinusoid_steady_state_gain_at_10_Hz():
+    f_Hz = 10.0
+    omega_per_ms = 2 * np.pi * f_Hz * 1e-3
+    t_ms = np.arange(30000) * DT_MS
+    V = freeman(np.sin(omega_per_ms * t_ms), DT_MS, TAU_M_MS, TAU_S_MS, 0.0)
+    late = t_ms >= 1000.0  # transients decay as exp(-t/20 ms): gone after 1 s
+    basis = np.column_stack([np.sin(omega_per_ms * t_ms[late]), np.cos(omega_per_ms * t_ms[late])])
+    coef = np.linalg.lstsq(basis, V[late], rcond=None)[0]
+    gain = np.hypot(*coef)
+    expected = abs(1 / ((1 + 1j * omega_per_ms * TAU_M_MS) * (1 + 1j * omega_per_ms * TAU_S_MS)))
+    assert gain == pytest.approx(expected, rel=0.01)
+
+
+def test_initial_value_and_empty_input():
+    assert freeman(np.zeros(3), DT_MS, TAU_M_MS, TAU_S_MS, -60.0)[0] == -60.0
+    assert freeman(np.zeros(0), DT_MS, TAU_M_MS, TAU_S_MS, -60.0).size == 0
+
+
+def test_cfm_constant_input_reaches_analytic_fixed_point(params):
+    rate_per_ms = np.array([0.02, 0.005, 0.01])
+    Vbar_mV = -55.0
+    gain_ms, v_syn_mV = _gains(params)
+    fixed_mV = params.neuron.v_rest_mV - np.sum(gain_ms * (Vbar_mV - v_syn_mV) * rate_per_ms)
+    V = cfm(_constant_phi(params, rate_per_ms, 30000), params, Vbar_mV)
+    assert V[0] == Vbar_mV
+    assert V[-1] == pytest.approx(fixed_mV, abs=1e-9)
+
+
+def test_mfm_reaches_analytic_fixed_point_and_agrees_with_cfm_there(params):
+    rate_per_ms = np.array([0.02, 0.005, 0.01])
+    gain_ms, v_syn_mV = _gains(params)
+    a = gain_ms * rate_per_ms
+    fixed_mV = (params.neuron.v_rest_mV + np.sum(a * v_syn_mV)) / (1 + np.sum(a))
+    phi = _constant_phi(params, rate_per_ms, 30000)
+
+    V_mfm = mfm(phi, params, -60.0)
+    assert V_mfm[-1] == pytest.approx(fixed_mV, abs=1e-9)
+
+    # started at the MFM fixed point, J(V̄) = V̄: both models stay there
+    np.testing.assert_allclose(mfm(phi, params, fixed_mV), fixed_mV, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(cfm(phi, params, fixed_mV), fixed_mV, rtol=0, atol=1e-10)
+
+
+def test_mfm_matches_reference_loop_with_fluctuating_input(params):
+    rng = np.random.default_rng(7)
+    n = 3000
+    phi = {s: rng.poisson(lam, n) / 1000 for s, lam in (("E", 2.0), ("I", 0.5), ("ext", 1.0))}
+    gain_ms, v_syn_mV = _gains(params)
+    dt_ms, tau_m_ms = params.simulation.dt_ms, params.neuron.tau_m_ms
+    tau_s_ms = params.masses.tau_s_ms
+    rate = np.vstack([phi["E"], phi["I"], phi["ext"]]) / dt_ms
+    expected = np.empty(n)
+    u = v = expected[0] = -58.0
+    for i in range(n - 1):
+        J = params.neuron.v_rest_mV - np.sum(gain_ms * (v - v_syn_mV) * rate[:, i])
+        u, v = u + dt_ms / tau_m_ms * (J - u), v + dt_ms / tau_s_ms * (u - v)
+        expected[i + 1] = v
+    np.testing.assert_allclose(mfm(phi, params, -58.0), expected, rtol=0, atol=1e-10)
+
+
+def test_cfm_is_freeman_of_eq20_input(params):
+    rng = np.random.default_rng(8)
+    n = 2000
+    phi = {s: rng.poisson(1.0, n) / 1000 for s in ("E", "I", "ext")}
+    gain_ms, v_syn_mV = _gains(params)
+    Vbar_mV = -57.0
+    rate = np.vstack([phi["E"], phi["I"], phi["ext"]]) / params.simulation.dt_ms
+    J_mV = params.neuron.v_rest_mV - (gain_ms * (Vbar_mV - v_syn_mV)) @ rate
+    expected = freeman(
+        J_mV, params.simulation.dt_ms, params.neuron.tau_m_ms, params.masses.tau_s_ms, Vbar_mV
+    )
+    np.testing.assert_allclose(cfm(phi, params, Vbar_mV), expected, rtol=0, atol=1e-12)
+
+
+def test_missing_synapse_type_is_an_error(params):
+    with pytest.raises(ValueError, match="ext"):
+        cfm({"E": np.zeros(5), "I": np.zeros(5)}, params, -60.0)
