@@ -5,6 +5,7 @@ import pytest
 
 from nmmval import lif
 from nmmval.network import complement
+from nmmval.rng import ZIGGURAT, seed_states
 
 from conftest import small_params
 
@@ -20,6 +21,8 @@ def run_kernel(
     consts = lif._consts(params)
     if decay is not None:
         consts[9:12] = decay
+    if not noise:
+        consts[1] = 0.0
     v = np.array(v0, dtype=float)
     n = v.size
     g = [np.full(n, x, dtype=float) for x in g0]
@@ -28,20 +31,20 @@ def run_kernel(
     cnt = [np.zeros(n, dtype=np.int64) for _ in range(3)]
     if pending_E is not None:
         cnt[0][:] = pending_E
-    rng = np.random.default_rng(seed)
-    xi = rng.standard_normal((n_steps, n)) if noise else np.zeros((n_steps, n))
+    n_chunks = (n + lif.CHUNK_NEURONS - 1) // lif.CHUNK_NEURONS
+    states = seed_states(np.random.SeedSequence(seed), n_chunks)
     empty_ptr = np.zeros(n + 1, dtype=np.int64)
     V = np.empty(n_steps)
     phi = [np.empty(n_steps) for _ in range(3)]
     spk_n = np.empty(n * n_steps, dtype=np.int32)
     spk_s = np.empty(n * n_steps, dtype=np.int32)
     k = lif._run_block(
-        0, n_steps, v, *g, ref, spiked, *cnt, np.zeros(2, dtype=np.int64), xi,
+        0, n_steps, v, *g, ref, spiked, *cnt, np.zeros(2, dtype=np.int64), states, ZIGGURAT,
         np.zeros(n_steps + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
         empty_ptr, np.zeros(0, dtype=np.int32), False,
         np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32),
         np.zeros(n, dtype=np.int64), np.zeros(0, dtype=np.int64),
-        n, consts, V, *phi, spk_n, spk_s,
+        n, consts, 2, V, *phi, spk_n, spk_s,
     )  # fmt: skip
     return v, g, ref, V, (spk_n[:k], spk_s[:k])
 

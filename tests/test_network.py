@@ -18,7 +18,7 @@ def _edges(g: network.Graph) -> set[tuple[int, int]]:
 @pytest.mark.parametrize("p", [0.01, 0.1, 0.4, 0.5, 0.7, 0.95])
 def test_in_degree_mean_within_4_standard_errors(p):
     n = 2000
-    g = network.erdos_renyi(n, p, np.random.default_rng(1))
+    g = network.erdos_renyi(n, p, np.random.SeedSequence(1))
     deg = g.in_degree()
     # in-degrees are Binomial(n-1, p); their mean has SE sqrt(p(1-p)(n-1)/n)
     se = np.sqrt(p * (1 - p) * (n - 1) / n)
@@ -28,7 +28,7 @@ def test_in_degree_mean_within_4_standard_errors(p):
 
 @pytest.mark.parametrize("p", [0.05, 0.8])
 def test_no_self_loops_and_sorted_targets(p):
-    g = network.erdos_renyi(300, p, np.random.default_rng(2))
+    g = network.erdos_renyi(300, p, np.random.SeedSequence(2))
     for side in (g, network.complement(g)):
         for s in range(side.n_sources):
             t = side.indices[side.indptr[s] : side.indptr[s + 1]]
@@ -38,16 +38,16 @@ def test_no_self_loops_and_sorted_targets(p):
 
 def test_p0_empty_and_p1_complete():
     n = 50
-    g0 = network.erdos_renyi(n, 0.0, np.random.default_rng(3))
+    g0 = network.erdos_renyi(n, 0.0, np.random.SeedSequence(3))
     assert g0.n_edges == 0 and not g0.complemented
-    g1 = network.erdos_renyi(n, 1.0, np.random.default_rng(3))
+    g1 = network.erdos_renyi(n, 1.0, np.random.SeedSequence(3))
     assert g1.complemented and g1.indices.size == 0
     assert g1.n_edges == n * (n - 1)
     assert _edges(g1) == {(i, j) for i in range(n) for j in range(n) if i != j}
 
 
 def test_complement_is_an_involution():
-    g = network.erdos_renyi(200, 0.3, np.random.default_rng(4))
+    g = network.erdos_renyi(200, 0.3, np.random.SeedSequence(4))
     back = network.complement(network.complement(g))
     np.testing.assert_array_equal(back.indptr, g.indptr)
     np.testing.assert_array_equal(back.indices, g.indices)
@@ -80,7 +80,30 @@ def test_same_seed_same_graph_other_seed_other_graph():
 
 def test_cell_streams_are_distinct():
     s = network.cell_streams(1, 0.1, 0.8, 0)
-    draws = {k: g.random(4).tolist() for k, g in s.items()}
-    assert len({tuple(v) for v in draws.values()}) == 3
-    other = network.cell_streams(1, 0.1, 0.9, 0)["noise"].random(4).tolist()
-    assert other != draws["noise"]
+    draws = [s[k].generate_state(4).tolist() for k in ("graph", "external", "noise")]
+    draws.append(s["drive"].integers(0, 2**32, 4).tolist())
+    assert len({tuple(v) for v in draws}) == 4
+    other = network.cell_streams(1, 0.1, 0.9, 0)["noise"].generate_state(4).tolist()
+    assert other != draws[2]
+
+
+def test_graph_independent_of_thread_count():
+    import numba
+
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        a = network.erdos_renyi(1000, 0.2, np.random.SeedSequence(9))
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        b = network.erdos_renyi(1000, 0.2, np.random.SeedSequence(9))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+
+
+def test_edge_count_is_binomial():
+    n, p = 3000, 0.05
+    g = network.erdos_renyi(n, p, np.random.SeedSequence(11))
+    m = n * (n - 1)
+    assert abs(g.n_edges - m * p) < 5 * np.sqrt(m * p * (1 - p))

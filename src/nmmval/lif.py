@@ -32,11 +32,12 @@ from numba import prange
 
 from nmmval.config import Params
 from nmmval.network import Graph, bipartite, cell_streams, complement, erdos_renyi
+from nmmval.rng import ZIGGURAT, seed_states, standard_normal
 
 #: neurons per work chunk: the chunk layout, not the thread count, fixes the
 #: order of every floating-point sum, so results do not depend on threads.
 CHUNK_NEURONS = 256
-#: steps per call of the kernel (noise and drive are drawn per block)
+#: steps per call of the kernel (external events are drawn per block)
 BLOCK_STEPS = 200
 
 
@@ -77,6 +78,15 @@ class Recording:
     loop_s: float
 
 
+@numba.njit(inline="always")
+def _scatter(idx, lo, hi, cnt):
+    """Add one arrival to every target of ``idx`` (sorted) that lies in [lo, hi)."""
+    a = np.searchsorted(idx, lo)
+    b = np.searchsorted(idx, hi)
+    for k in range(a, b):
+        cnt[idx[k]] += 1
+
+
 @numba.njit(parallel=True, cache=True)
 def _run_block(
     n0,
@@ -91,7 +101,8 @@ def _run_block(
     cnt_I,
     cnt_X,
     pending,
-    noise,
+    rng_state,
+    zig,
     ext_ptr,
     ext_src,
     g_ptr,
@@ -103,6 +114,7 @@ def _run_block(
     x_deg,
     n_E,
     consts,
+    n_parts,
     V_out,
     phiE_out,
     phiI_out,
@@ -112,40 +124,45 @@ def _run_block(
 ):
     """Integrate ``n_steps`` steps starting at global step ``n0``.
 
-    ``pending`` = [S_E, S_I] of the previous step (for complement delivery).
-    Returns the number of spikes written to ``spk_*``.
+    Neurons are updated in fixed chunks of :data:`CHUNK_NEURONS`, chunk c
+    drawing its noise from stream ``rng_state[c]``. Spikes are delivered as
+    integer counts, in parallel over ranges of targets. ``pending`` holds
+    [S_E, S_I] of the previous step (for complement delivery). Returns the
+    number of spikes written to ``spk_*``.
     """
     N = v.size
-    dt_over_tau_m, sig, v_rest, v_E, v_I, v_X = (
-        consts[0],
-        consts[1],
-        consts[2],
-        consts[3],
-        consts[4],
-        consts[5],
-    )
-    inv_gL, v_th, v_reset, dec_E, dec_I, dec_X = (
-        consts[6],
-        consts[7],
-        consts[8],
-        consts[9],
-        consts[10],
-        consts[11],
-    )
-    inc_E, inc_I, inc_X = consts[12], consts[13], consts[14]
-    n_ref = int(consts[15])
+    dt_over_tau_m = consts[0]
+    sig = consts[1]
+    v_rest = consts[2]
+    v_E = consts[3]
+    v_I = consts[4]
+    v_X = consts[5]
+    inv_gL = consts[6]
+    v_th = consts[7]
+    v_reset = consts[8]
+    dec_E = consts[9]
+    dec_I = consts[10]
+    dec_X = consts[11]
+    inc_E = consts[12]
+    inc_I = consts[13]
+    inc_X = consts[14]
+    n_ref = np.int32(consts[15])
     n_chunks = (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS
     chunk_sum = np.zeros(n_chunks)
+    chunk_nspk = np.zeros(n_chunks, dtype=np.int64)
+    chunk_spk = np.empty((n_chunks, CHUNK_NEURONS), dtype=np.int32)
     n_spk = 0
     for b in range(n_steps):
         S_E_prev = pending[0]
         S_I_prev = pending[1]
-        # (1)-(4) per neuron, in fixed chunks; pending arrivals of the previous
-        # step are added first (they are "felt from step n + 1").
+        # (1)-(4) per neuron; arrivals of the previous step are added first
+        # (they are felt from this step on).
         for c in prange(n_chunks):
             lo = c * CHUNK_NEURONS
             hi = min(lo + CHUNK_NEURONS, N)
+            s0, s1, s2, s3 = rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3]
             acc = 0.0
+            k = 0
             for i in range(lo, hi):
                 if g_compl:
                     self_e = 1 if (spiked[i] and i < n_E) else 0
@@ -167,51 +184,70 @@ def _run_block(
                 if ref[i] > 0:
                     ref[i] -= 1
                 else:
+                    xi, s0, s1, s2, s3 = standard_normal(s0, s1, s2, s3, zig)
                     drive = -(vi - v_rest) - inv_gL * (
                         gE * (vi - v_E) + gI * (vi - v_I) + gX * (vi - v_X)
                     )
-                    vi = vi + dt_over_tau_m * drive + sig * noise[b, i]
+                    vi = vi + dt_over_tau_m * drive + sig * xi
                     if vi >= v_th:
                         fired = True
                         vi = v_reset
                         ref[i] = n_ref
+                        chunk_spk[c, k] = i
+                        k += 1
                 v[i] = vi
                 spiked[i] = fired
                 g_E[i] = gE * dec_E
                 g_I[i] = gI * dec_I
                 g_X[i] = gX * dec_X
             chunk_sum[c] = acc
+            chunk_nspk[c] = k
+            rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3] = s0, s1, s2, s3
         total = 0.0
         for c in range(n_chunks):
             total += chunk_sum[c]
         V_out[b] = total / N
-        # (5) delivery of this step's spikes, counted for step n + 1
+        # (5) this step's spikes, in neuron order, delivered for step n + 1
         step = n0 + b
+        first = n_spk
         S_E = 0
         S_I = 0
         arr_E = 0
         arr_I = 0
-        for i in range(N):
-            if spiked[i]:
+        work = 0
+        for c in range(n_chunks):
+            for k in range(chunk_nspk[c]):
+                i = chunk_spk[c, k]
                 spk_neuron[n_spk] = i
                 spk_step[n_spk] = step
                 n_spk += 1
+                work += g_ptr[i + 1] - g_ptr[i]
                 if i < n_E:
                     S_E += 1
                     arr_E += out_deg[i]
-                    for k in range(g_ptr[i], g_ptr[i + 1]):
-                        cnt_E[g_idx[k]] += 1
                 else:
                     S_I += 1
                     arr_I += out_deg[i]
-                    for k in range(g_ptr[i], g_ptr[i + 1]):
-                        cnt_I[g_idx[k]] += 1
         arr_X = 0
         for k in range(ext_ptr[b], ext_ptr[b + 1]):
             s = ext_src[k]
             arr_X += x_deg[s]
-            for q in range(x_ptr[s], x_ptr[s + 1]):
-                cnt_X[x_idx[q]] += 1
+            work += x_ptr[s + 1] - x_ptr[s]
+        # integer counts: any partition of the targets gives the same result
+        parts = n_parts if work > 4096 else 1
+        for t in prange(parts):
+            lo = (t * N) // parts
+            hi = ((t + 1) * N) // parts
+            for q in range(first, n_spk):
+                i = spk_neuron[q]
+                idx = g_idx[g_ptr[i] : g_ptr[i + 1]]
+                if i < n_E:
+                    _scatter(idx, lo, hi, cnt_E)
+                else:
+                    _scatter(idx, lo, hi, cnt_I)
+            for k in range(ext_ptr[b], ext_ptr[b + 1]):
+                s = ext_src[k]
+                _scatter(x_idx[x_ptr[s] : x_ptr[s + 1]], lo, hi, cnt_X)
         pending[0] = S_E
         pending[1] = S_I
         phiE_out[b] = arr_E / N
@@ -226,7 +262,7 @@ def build_graphs(params: Params, p: float, lam: float, seed: int):
     streams = cell_streams(params.seed, p, lam, seed)
     n_E = int(round(lam * net.N))
     internal = erdos_renyi(net.N, p, streams["graph"])
-    external = bipartite(net.M, n_E, net.p_ext, streams["graph"])
+    external = bipartite(net.M, n_E, net.p_ext, streams["external"])
     return internal, external, n_E, streams
 
 
@@ -302,8 +338,10 @@ def simulate(
     out_deg = internal.out_degree()
     x_deg = external.out_degree()
 
-    rng_noise, rng_drive = streams["noise"], streams["drive"]
-    v = rng_noise.uniform(neu.v_reset_mV, neu.v_th_mV, size=N)
+    rng_drive = streams["drive"]
+    init_seq, kernel_seq = streams["noise"].spawn(2)
+    v = np.random.Generator(np.random.PCG64(init_seq)).uniform(neu.v_reset_mV, neu.v_th_mV, size=N)
+    rng_state = seed_states(kernel_seq, (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS)
     g_E = np.zeros(N)
     g_I = np.zeros(N)
     g_X = np.zeros(N)
@@ -319,7 +357,6 @@ def simulate(
     phi_E = np.empty(n_steps)
     phi_I = np.empty(n_steps)
     phi_X = np.empty(n_steps)
-    noise = np.empty((BLOCK_STEPS, N))
     spk_n_buf = np.empty(BLOCK_STEPS * N, dtype=np.int32)
     spk_s_buf = np.empty(BLOCK_STEPS * N, dtype=np.int32)
     spikes_n, spikes_s = [], []
@@ -329,7 +366,6 @@ def simulate(
     next_report = 0.05
     for start in range(0, n_steps, BLOCK_STEPS):
         nb = min(BLOCK_STEPS, n_steps - start)
-        rng_noise.standard_normal(out=noise)
         counts = rng_drive.poisson(ext_rate, size=nb) if ext_rate > 0 else np.zeros(nb, int)
         ext_ptr = np.zeros(nb + 1, dtype=np.int64)
         np.cumsum(counts, out=ext_ptr[1:])
@@ -347,7 +383,8 @@ def simulate(
             cnt_I,
             cnt_X,
             pending,
-            noise,
+            rng_state,
+            ZIGGURAT,
             ext_ptr,
             ext_src,
             graph.indptr,
@@ -359,6 +396,7 @@ def simulate(
             x_deg,
             n_E,
             consts,
+            numba.get_num_threads(),
             V[start : start + nb],
             phi_E[start : start + nb],
             phi_I[start : start + nb],

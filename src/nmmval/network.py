@@ -5,8 +5,9 @@ self-loops, type-blind: neuron i projects to j with probability p whatever
 their types. The external graph is bipartite, G(M, N_E, p_ext): each of M
 Poisson trains projects to each excitatory neuron with probability p_ext.
 
-Both are sampled by Batagelj & Brandes (2005) geometric skipping over the
-list of candidate edges, vectorised in chunks, in O(N + edges). Because all
+Both are sampled by Batagelj & Brandes (2005) geometric skipping along each
+source's row of candidate edges, in O(N + edges), rows in parallel, each
+chunk of rows from its own stream (so the graph does not depend on threads). Because all
 synapses of a type are equal, a graph is stored by its sparser side: for
 p > 1/2 the sampled set is the *missing* edges (each candidate is missing
 with probability 1 - p), which makes p = 1 an empty list. Either side can be
@@ -22,8 +23,12 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from numba import prange
 
-_CHUNK = 1 << 20
+from nmmval.rng import seed_states, uniform_open0
+
+#: source rows per random stream of the graph sampler
+ROW_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -85,46 +90,49 @@ class Graph:
         return per_target - stored
 
 
-def _sample_candidates(rng: np.random.Generator, n_candidates: int, prob: float):
-    """Yield sorted chunks of candidate indices, each kept with probability ``prob``.
+@numba.njit(parallel=True, cache=True)
+def _sample_rows(states, n_src, n_tgt, prob, no_self, indptr, indices, fill):
+    """Batagelj–Brandes skipping along each source row, one stream per row chunk.
 
-    Batagelj–Brandes geometric skipping: the gap to the next kept candidate is
-    geometric with parameter ``prob``.
+    With ``fill`` False, writes each row's edge count to ``indptr[1:]``; with
+    ``fill`` True (same ``states`` again), writes the targets to ``indices``.
     """
-    if prob <= 0.0 or n_candidates == 0:
-        return
-    last = -1
-    while True:
-        gaps = rng.geometric(prob, size=_CHUNK)
-        idx = last + np.cumsum(gaps)
-        done = idx[-1] >= n_candidates
-        if done:
-            idx = idx[: np.searchsorted(idx, n_candidates)]
-        if idx.size:
-            yield idx
-            last = int(idx[-1])
-        if done:
-            return
+    width = n_tgt - 1 if no_self else n_tgt
+    log_q = np.log1p(-prob)
+    n_chunks = states.shape[0]
+    for c in prange(n_chunks):
+        s0, s1, s2, s3 = states[c, 0], states[c, 1], states[c, 2], states[c, 3]
+        for r in range(c * ROW_CHUNK, min((c + 1) * ROW_CHUNK, n_src)):
+            j = -1
+            w = indptr[r] if fill else 0
+            while True:
+                u, s0, s1, s2, s3 = uniform_open0(s0, s1, s2, s3)
+                gap = np.floor(np.log(u) / log_q) if prob < 1.0 else 0.0
+                if j + 1 + gap >= width:
+                    break
+                j += 1 + np.int64(gap)
+                if fill:
+                    indices[w] = j + 1 if (no_self and j >= r) else j
+                w += 1
+            if not fill:
+                indptr[r + 1] = w
 
 
-def _csr_from_chunks(chunks, n_sources: int, n_targets: int, self_loops_possible: bool):
-    width = n_targets if self_loops_possible else n_targets - 1
-    counts = np.zeros(n_sources, dtype=np.int64)
-    parts = []
-    for idx in chunks:
-        src = idx // width
-        tgt = idx - src * width
-        if not self_loops_possible:
-            tgt = tgt + (tgt >= src)
-        counts += np.bincount(src, minlength=n_sources)
-        parts.append(tgt.astype(np.int32))
-    indptr = np.zeros(n_sources + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    indices = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+def _sample(seq: np.random.SeedSequence, n_src: int, n_tgt: int, prob: float, no_self: bool):
+    """CSR of a random graph keeping each candidate edge with probability ``prob``."""
+    indptr = np.zeros(n_src + 1, dtype=np.int64)
+    if prob <= 0.0 or n_src == 0 or n_tgt == 0:
+        return indptr, np.zeros(0, dtype=np.int32)
+    states = seed_states(seq, (n_src + ROW_CHUNK - 1) // ROW_CHUNK)
+    dummy = np.zeros(0, dtype=np.int32)
+    _sample_rows(states.copy(), n_src, n_tgt, prob, no_self, indptr, dummy, False)
+    np.cumsum(indptr, out=indptr)
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    _sample_rows(states, n_src, n_tgt, prob, no_self, indptr, indices, True)
     return indptr, indices
 
 
-def erdos_renyi(n: int, p: float, rng: np.random.Generator) -> Graph:
+def erdos_renyi(n: int, p: float, seq: np.random.SeedSequence) -> Graph:
     """Directed G(n, p) without self-loops, stored by its sparser side.
 
     Parameters
@@ -134,24 +142,22 @@ def erdos_renyi(n: int, p: float, rng: np.random.Generator) -> Graph:
     p : float
         Connection probability, in [0, 1]. p = 0 gives no edge, p = 1 the
         complete graph (stored as an empty list of missing edges).
-    rng : numpy.random.Generator
-        The cell's graph stream.
+    seq : numpy.random.SeedSequence
+        The cell's internal-graph seed sequence.
     """
     complemented = p > 0.5
     prob = 1.0 - p if complemented else p
-    chunks = _sample_candidates(rng, n * (n - 1), prob)
-    indptr, indices = _csr_from_chunks(chunks, n, n, self_loops_possible=False)
+    indptr, indices = _sample(seq, n, n, prob, no_self=True)
     return Graph(indptr, indices, n, complemented, self_loops_possible=False)
 
 
-def bipartite(m: int, n_targets: int, p: float, rng: np.random.Generator) -> Graph:
+def bipartite(m: int, n_targets: int, p: float, seq: np.random.SeedSequence) -> Graph:
     """Bipartite G(m, n_targets, p) from m external trains to the excitatory cells.
 
     Always stored direct (p_ext is small); targets are excitatory neuron ids
     0 .. n_targets - 1.
     """
-    chunks = _sample_candidates(rng, m * n_targets, p)
-    indptr, indices = _csr_from_chunks(chunks, m, n_targets, self_loops_possible=True)
+    indptr, indices = _sample(seq, m, n_targets, p, no_self=False)
     return Graph(indptr, indices, n_targets, False, self_loops_possible=True)
 
 
@@ -187,18 +193,21 @@ def complement(graph: Graph) -> Graph:
     )
 
 
-def cell_streams(base_seed: int, p: float, lam: float, seed: int) -> dict[str, np.random.Generator]:
+def cell_streams(base_seed: int, p: float, lam: float, seed: int) -> dict:
     """Independent random streams of one cell <p, λ, seed>.
 
     One :class:`numpy.random.SeedSequence` per cell, keyed by the base seed and
     the cell's canonical coordinates (p and λ in thousandths), spawned into the
-    ``graph``, ``drive`` and ``noise`` streams.
+    ``graph`` and ``external`` seed sequences (the samplers seed per-chunk
+    streams from them), the ``drive`` generator and the ``noise`` seed sequence
+    (the kernel seeds its per-chunk streams from it, see :mod:`nmmval.rng`).
     """
     key = (int(round(p * 1000)), int(round(lam * 1000)), int(seed))
     ss = np.random.SeedSequence(entropy=int(base_seed), spawn_key=key)
-    graph, drive, noise = ss.spawn(3)
+    graph, drive, noise, external = ss.spawn(4)
     return {
-        "graph": np.random.Generator(np.random.PCG64(graph)),
+        "graph": graph,
+        "external": external,
         "drive": np.random.Generator(np.random.PCG64(drive)),
-        "noise": np.random.Generator(np.random.SFC64(noise)),
+        "noise": noise,
     }
