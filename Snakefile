@@ -1,0 +1,51 @@
+# nmmval: sweep a spiking network over <p, lambda, seed>, drive two Freeman
+# neural mass models with its input, compare, gather a cube, draw figures.
+#
+#   snakemake -c all                                  quick sweep to figures
+#   snakemake -c all --configfile config/paper.yaml   the paper's sweep
+#   snakemake -c all cube | figures                   one stage's target
+#   snakemake -c 1 cell --config cell='{p: 0.3, lam: 0.8, seed: 1}'
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/masses.smk"
+include: "workflow/rules/compare.smk"
+include: "workflow/rules/gather.smk"
+include: "workflow/rules/figures.smk"
+
+
+localrules:
+    all,
+    cube,
+    cell,
+    gather,
+    figures,
+
+
+onstart:
+    write_resolved_config()
+
+
+rule all:
+    """Default target: the cube and every figure of the configured run."""
+    default_target: True
+    input:
+        f"{RESULTS}/cube.nc",
+        figure_files("png"),
+        figure_files("pdf"),
+
+
+rule cube:
+    """The gathered cube only."""
+    input:
+        f"{RESULTS}/cube.nc",
+
+
+rule cell:
+    """One cell's compare.nc: --config cell='{p: 0.5, lam: 0.8, seed: 1}'."""
+    input:
+        requested_cell,

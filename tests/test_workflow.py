@@ -1,0 +1,261 @@
+"""The Snakemake workflow: lint, format, DAG of the paper sweep, tiny end-to-end runs.
+
+The end-to-end runs use ``tests/data/tiny.yaml`` (2 p x 2 lambda x 2 seeds,
+N = 400, T = 1 s) in temporary working directories (``snakemake
+--directory``), so nothing is written into the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+PAPER = REPO / "config" / "paper.yaml"
+PY_FILES = [
+    "src/nmmval/cube.py",
+    "src/nmmval/figures.py",
+    "tests/test_workflow.py",
+]
+FIGURES = ["synchrony", "median_frequency", "fig4_chi2", "fig5_xcorr", "rates"]
+CELL_JOBS = ("simulate", "masses", "compare")
+
+
+def _snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    cmd = ["snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+
+
+def _job_counts(text: str) -> dict[str, int]:
+    """Rule -> count from Snakemake's 'Job stats' table."""
+    counts, in_table = {}, False
+    for line in text.splitlines():
+        if line.startswith("Job stats:"):
+            in_table, counts = True, {}
+            continue
+        if in_table:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                counts[parts[0]] = int(parts[1])
+            elif counts and not parts:
+                in_table = False
+    return counts
+
+
+def _tiny_run(workdir: Path) -> subprocess.CompletedProcess:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return _snakemake(workdir, "--configfile", str(TINY), "-c", "2", timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One uninterrupted run of the tiny config; the results folder."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    t0 = time.perf_counter()
+    res = _tiny_run(workdir)
+    wall = time.perf_counter() - t0
+    assert res.returncode == 0, res.stderr[-3000:]
+    print(f"tiny workflow: {wall:.1f} s", file=sys.stderr)
+    return workdir / "results" / "tiny"
+
+
+# ------------------------------------------------------------------ static checks
+def test_snakemake_lint_is_clean():
+    res = subprocess.run(
+        ["snakemake", "--lint"], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "Lints for" not in out, out
+    assert "Congratulations" in out
+
+
+def test_snakefmt_is_clean():
+    res = subprocess.run(
+        ["snakefmt", "--check", "Snakefile", "workflow"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_ruff_is_clean():
+    for cmd in (["ruff", "check", *PY_FILES], ["ruff", "format", "--check", *PY_FILES]):
+        res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_paper_dry_run_builds_the_1050_cell_dag(tmp_path):
+    t0 = time.perf_counter()
+    res = _snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER))
+    wall = time.perf_counter() - t0
+    print(f"paper dry run: {wall:.1f} s", file=sys.stderr)
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = _job_counts(res.stdout + res.stderr)
+    for rule in CELL_JOBS:
+        assert counts.get(rule) == 21 * 5 * 10, counts
+    assert counts.get("gather") == 1 and counts.get("figures") == 1, counts
+    assert not (tmp_path / "results").exists(), "a dry run must not write results"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("network.p_ext", 1.7),  # schema range
+        ("simulation.T0_ms", 5000.0),  # cross-key: T0 >= T
+        ("analysis.n_perm", "many"),  # type
+    ],
+)
+def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, key, value):
+    cfg = yaml.safe_load(TINY.read_text())
+    section, name = key.split(".")
+    cfg.setdefault(section, {})[name] = value
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    res = _snakemake(tmp_path, "--configfile", str(bad), "-c", "1", timeout=120)
+    assert res.returncode != 0
+    err_lines = [ln for ln in res.stderr.splitlines() if key in ln]
+    assert err_lines, res.stderr
+    assert "rule simulate" not in res.stdout + res.stderr
+    assert not (tmp_path / "results").exists()
+
+
+# ------------------------------------------------------------------ end to end
+@pytest.mark.slow
+def test_tiny_run_produces_the_cube_and_every_figure(tiny_run):
+    cube = xr.open_dataset(tiny_run / "cube.nc", engine="netcdf4")
+    params = yaml.safe_load(TINY.read_text())
+    grid = params["grid"]
+    assert dict(cube.sizes) | {} == {
+        "p": 2,
+        "lam": 2,
+        "seed": 2,
+        "model": 3,
+        "mass": 2,
+        "freq_Hz": cube.sizes["freq_Hz"],
+        "lag_ms": 2001,
+    }
+    np.testing.assert_allclose(cube["p"], grid["p"])
+    np.testing.assert_allclose(cube["lam"], grid["lam"])
+    assert list(cube["model"].values) == ["LIF", "CFM", "MFM"]
+    assert list(cube["mass"].values) == ["CFM", "MFM"]
+    # 800 ms window at 0.1 ms: rfft bins every 1.25 Hz up to 1000 Hz
+    np.testing.assert_allclose(np.diff(cube["freq_Hz"].values), 1.25)
+    assert cube["freq_Hz"].values[-1] <= 1000.0
+
+    expected = {
+        ("p", "lam", "seed"): ["synchrony", "rate_E_Hz", "rate_I_Hz", "Vbar_mV"],
+        ("p", "lam", "model", "freq_Hz"): ["spectrum"],
+        ("p", "lam", "model"): ["median_freq_Hz", "spectrum_above_fmax"],
+        ("p", "lam", "seed", "model"): ["median_freq_Hz_seed"],
+        ("p", "lam", "mass"): ["chi2", "chi2_p_paper", "chi2_p_perm", "tau_max_ms", "rho", "rho_p"],
+        ("p", "lam", "seed", "mass"): ["tau_max_ms_seed", "rho_seed", "rho_p_seed", "n_eff_seed"],
+        ("p", "lam", "mass", "lag_ms"): ["xcorr"],
+    }
+    for dims, names in expected.items():
+        for name in names:
+            assert cube[name].dims == dims, name
+    for name, var in cube.variables.items():
+        assert "long_name" in var.attrs, name
+        if var.dtype.kind != "U" and var.dtype.kind != "O":
+            assert "units" in var.attrs, name
+    assert cube.attrs["Conventions"].startswith("CF-")
+    assert "nmmval_version" in cube.attrs
+    assert yaml.safe_load(cube.attrs["config"])["run"] == "tiny"
+
+    # NaN only where flagged, and only synchrony may have any
+    for name, var in cube.data_vars.items():
+        if name != "synchrony":
+            assert not var.isnull().any(), f"unexpected NaN in {name}"
+        elif var.isnull().any():
+            assert var.attrs.get("nan_cells"), "synchrony NaN not flagged"
+    # spectra normalised over the whole band (stored bins + lumped tail)
+    total = cube["spectrum"].sum("freq_Hz") + cube["spectrum_above_fmax"]
+    np.testing.assert_allclose(total, 1.0, rtol=1e-10)
+    assert ((cube["chi2"] >= 0) & (cube["chi2"] <= 2)).all()
+    for name in ("chi2_p_paper", "chi2_p_perm", "rho_p", "rho_p_seed"):
+        assert ((cube[name] >= 0) & (cube[name] <= 1)).all(), name
+    assert (cube["chi2_p_perm"] >= 1 / (params["analysis"]["n_perm"] + 1)).all()
+    # seed combinations (MODEL.md section 6)
+    rho_seed = cube["rho_seed"].values
+    np.testing.assert_allclose(
+        cube["rho"].values, np.tanh(np.arctanh(rho_seed).mean(axis=2)), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        cube["tau_max_ms"].values, np.median(cube["tau_max_ms_seed"].values, axis=2)
+    )
+    cube.close()
+
+    figdir = tiny_run / "figures"
+    names = FIGURES + ["diagnostic_p0.100_lam0.800"]
+    for name in names:
+        for ext in ("pdf", "png"):
+            path = figdir / f"{name}.{ext}"
+            assert path.is_file() and path.stat().st_size > 1000, path
+    assert (tiny_run / "config.resolved.yaml").is_file()
+    for kind in CELL_JOBS:
+        assert len(list((tiny_run / "benchmarks" / kind).rglob("*.tsv"))) == 8, kind
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_only_missing_jobs_and_matches(tiny_run, tmp_path):
+    workdir = tmp_path / "killed"
+    workdir.mkdir()
+    cells = workdir / "results" / "tiny" / "cells"
+    cmd = [
+        "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
+        "--configfile", str(TINY), "-c", "2",
+    ]  # fmt: skip
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 300
+        try:
+            while time.monotonic() < deadline:
+                done = list(cells.rglob("network.nc")) if cells.exists() else []
+                if len(done) >= 3 or proc.poll() is not None:
+                    break
+                time.sleep(0.2)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (workdir / "results" / "tiny" / "cube.nc").exists()
+
+    outputs = sorted(p for p in cells.rglob("*.nc"))
+    before = {p: p.stat().st_mtime_ns for p in outputs}
+    assert before, "no job finished before the kill"
+    # a SIGKILL leaves Snakemake's lock behind: unlock, then resume (as the README says)
+    res = _snakemake(workdir, "--configfile", str(TINY), "--unlock", timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = _snakemake(
+        workdir, "--configfile", str(TINY), "-c", "2", "--rerun-incomplete", timeout=600
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    rewritten = [p for p, t in before.items() if p.stat().st_mtime_ns != t]
+    # only jobs that were running when killed (at most one per core) may be redone
+    assert len(rewritten) <= 2, rewritten
+    counts = _job_counts(res.stdout + res.stderr)
+    n_cell_jobs = sum(counts.get(k, 0) for k in CELL_JOBS)
+    assert n_cell_jobs == 3 * 8 - len(before) + len(rewritten), counts
+
+    resumed = xr.open_dataset(workdir / "results" / "tiny" / "cube.nc")
+    reference = xr.open_dataset(tiny_run / "cube.nc")
+    xr.testing.assert_equal(resumed, reference)
+    resumed.close()
+    reference.close()
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,215 @@
+# Shared by the other .smk files - config validation, the grid, the one path
+# pattern, resource estimates and the resolved config handed to the CLI.
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import yaml
+from snakemake.io import report as register_in_report
+from snakemake.utils import validate
+
+from nmmval import config as nmmval_config
+from nmmval.store import CELL_PATTERN, format_p, format_seed
+
+
+# ---------------------------------------------------------------- validation
+# The schema is the one nmmval.config uses. Both checks run at parse time,
+# so a bad value stops the workflow before any job, with one line naming the
+# key (nmmval.config's message; snakemake's own is a multi-line dump).
+def _fail(message):
+    sys.stderr.write(f"nmmval config error: {message}\n")
+    raise SystemExit(1)
+
+
+def _retype(node):
+    """Numbers and booleans inside mappings given with --config.
+
+    Snakemake reads `--config cell='{p: 0.5, lam: 0.8, seed: 1}'` with YAML's
+    base loader, so nested values arrive as strings; read them as YAML again.
+    """
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in list(items):
+        if isinstance(value, (dict, list)):
+            _retype(value)
+        elif isinstance(value, str):
+            try:
+                typed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                continue
+            if isinstance(typed, (bool, int, float)):
+                node[key] = typed
+
+
+for _section in config.values():
+    if isinstance(_section, (dict, list)):
+        _retype(_section)
+
+try:
+    validate(config, "../schemas/config.schema.yaml", set_default=True)
+except Exception as exc:
+    try:
+        nmmval_config.validate(config)
+    except nmmval_config.ConfigError as err:
+        _fail(str(err))
+    _fail(str(exc).strip().splitlines()[0])
+try:
+    CFG = nmmval_config.validate(config)
+except nmmval_config.ConfigError as err:
+    _fail(str(err))
+
+
+# ---------------------------------------------------------------- grid, paths
+RUN = CFG["run"]
+RESULTS = f"results/{RUN}"
+CELL = f"{RESULTS}/cells/{CELL_PATTERN}"
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
+RESOLVED_CONFIG = f"{RESULTS}/config.resolved.yaml"
+FIGDIR = f"{RESULTS}/figures"
+
+GRID = [
+    dict(p=format_p(p), lam=format_p(lam), seed=format_seed(s))
+    for p in CFG["grid"]["p"]
+    for lam in CFG["grid"]["lam"]
+    for s in CFG["grid"]["seeds"]
+]
+FIRST_SEED = format_seed(CFG["grid"]["seeds"][0])
+DIAGNOSTIC = [
+    dict(p=format_p(c["p"]), lam=format_p(c["lam"]))
+    for c in CFG["figures"]["diagnostic_cells"]
+]
+FIGURES = ["synchrony", "median_frequency", "fig4_chi2", "fig5_xcorr", "rates"]
+DIAGNOSTIC_FIGURES = [f"diagnostic_p{c['p']}_lam{c['lam']}" for c in DIAGNOSTIC]
+
+
+wildcard_constraints:
+    p=r"\d\.\d{3}",
+    lam=r"\d\.\d{3}",
+    seed=r"\d{4}",
+
+
+def cell_files(name):
+    """The file `name` of every cell of the grid."""
+    return [f"{CELL.format(**c)}/{name}" for c in GRID]
+
+
+def diagnostic_files(name):
+    """The file `name` of the first seed of every diagnostic cell."""
+    return [f"{CELL.format(seed=FIRST_SEED, **c)}/{name}" for c in DIAGNOSTIC]
+
+
+def figure_files(ext):
+    return [f"{FIGDIR}/{f}.{ext}" for f in FIGURES + DIAGNOSTIC_FIGURES]
+
+
+def requested_cell(wildcards):
+    """compare.nc of the cell given by --config cell='{p: 0.5, lam: 0.8, seed: 1}'."""
+    if "cell" not in CFG:
+        raise ValueError(
+            "the cell target needs --config cell='{p: 0.5, lam: 0.8, seed: 1}'"
+        )
+    c = CFG["cell"]
+    cell = CELL.format(
+        p=format_p(c["p"]), lam=format_p(c["lam"]), seed=format_seed(c["seed"])
+    )
+    return f"{cell}/compare.nc"
+
+
+# ------------------------------------------------------------ rerun triggers
+# Jobs read the whole resolved config, but only the keys a stage uses are
+# given as params, so Snakemake's params trigger reruns a stage exactly when
+# its science changes (e.g. adding a diagnostic cell reruns only figures).
+def _keys(*paths):
+    out = {}
+    for path in paths:
+        node = CFG
+        for k in path.split("."):
+            node = node[k]
+        out[path] = node
+    return json.dumps(out, sort_keys=True)
+
+
+SCIENCE_SIMULATE = _keys(
+    "seed", "network", "neuron", "simulation", "analysis.sc_min_bin_ms"
+)
+SCIENCE_MASSES = _keys("masses", "simulation")
+SCIENCE_COMPARE = _keys("simulation", "analysis")
+SCIENCE_GATHER = _keys("seed", "grid", "simulation", "analysis")
+SCIENCE_FIGURES = _keys("grid", "simulation", "analysis", "figures")
+
+
+# ------------------------------------------------------------------ resources
+# Measured on the quick config (N = 2 000, T = 3 s, 1 thread): see README,
+# "Time and memory". The estimates scale with the network size, the number of
+# steps and the number of internal edges (p N^2); profiles may override them.
+_N = CFG["network"]["N"]
+_STEPS = CFG["simulation"]["T_ms"] / CFG["simulation"]["dt_ms"]
+SIMULATE_THREADS = 1 if _N <= 4000 else 4
+
+
+def simulate_mem_mb(wildcards):
+    edges = float(wildcards.p) * _N * _N
+    return int(400 + 16 * edges / 1e6 + 60 * _STEPS / 1e6 * 8 + 0.2 * _N)
+
+
+def simulate_runtime(wildcards):
+    # minutes; ~1e-8 s per (step x neuron) plus edge traffic, x3 margin
+    work = _STEPS * _N * (1 + 0.02 * float(wildcards.p) * _N / 100)
+    return int(10 + 3 * work * 2e-8 / 60)
+
+
+MASSES_MEM_MB = int(300 + 200 * _STEPS / 1e6)
+COMPARE_MEM_MB = int(400 + 600 * _STEPS / 1e6)
+
+
+# ------------------------------------------------------- job environment
+# Numba compiles the kernels once per machine and user, not once per job.
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "nmmval" / "numba")
+)
+
+
+def write_resolved_config():
+    """Write results/{run}/config.resolved.yaml, only if its content changed.
+
+    The CLI reads this file, so `--configfile` and `--config` overrides reach
+    every job. Not rewriting an unchanged file keeps its mtime, so nothing
+    reruns needlessly; reruns are driven by the params above.
+    """
+    resolved = {k: v for k, v in CFG.items() if k != "cell"}
+    text = "# written by the workflow: the validated config with every default\n"
+    text += yaml.safe_dump(resolved, sort_keys=False)
+    path = Path(RESOLVED_CONFIG)
+    if path.exists() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------- report
+_CAPTIONS = {
+    "synchrony": ("Network", "synchrony.rst"),
+    "rates": ("Network", "rates.rst"),
+    "median_frequency": ("Spectra", "median_frequency.rst"),
+    "fig4_chi2": ("Spectra", "fig4_chi2.rst"),
+    "fig5_xcorr": ("Time domain", "fig5_xcorr.rst"),
+}
+
+
+def report_figures():
+    """The PNGs of the figures rule, registered for `snakemake --report`."""
+    files = []
+    for name in FIGURES + DIAGNOSTIC_FIGURES:
+        category, caption = _CAPTIONS.get(name, ("Diagnostic cells", "diagnostic.rst"))
+        png = f"{FIGDIR}/{name}.png"
+        labels = {"figure": name}
+        files.append(
+            register_in_report(
+                png, caption=f"../report/{caption}", category=category, labels=labels
+            )
+        )
+    return files

@@ -1,0 +1,22 @@
+rule masses:
+    """CFM and MFM driven by the cell's recorded spike input Phi."""
+    input:
+        network=f"{CELL}/network.nc",
+    output:
+        f"{CELL}/masses.nc",
+    log:
+        f"{LOGS}/masses/{CELL_PATTERN}.log",
+    benchmark:
+        f"{BENCH}/masses/{CELL_PATTERN}.tsv"
+    conda:
+        "../../envs/nmmval.yaml"
+    threads: 1
+    resources:
+        mem_mb=MASSES_MEM_MB,
+        runtime=10,
+    params:
+        config=RESOLVED_CONFIG,
+        science=SCIENCE_MASSES,
+    shell:
+        "nmmval masses --config {params.config} --network {input.network}"
+        " --out {output} > {log} 2>&1"
