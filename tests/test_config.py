@@ -85,3 +85,8 @@ def test_unreadable_and_invalid_yaml(tmp_path):
 def test_override_syntax_error():
     with pytest.raises(config.ConfigError, match="expected section.key=value"):
         config.load(ROOT / "config" / "config.yaml", ["network.N"])
+
+
+def test_override_reads_exponent_without_dot():
+    params = config.load(ROOT / "config" / "config.yaml", ["neuron.noise_Q_V2ms=3e-4"])
+    assert params.neuron.noise_Q_V2ms == 3e-4

@@ -137,8 +137,19 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {k} is not a section")
-        node[keys[-1]] = yaml.safe_load(raw)
+        node[keys[-1]] = _parse_value(raw)
     return cfg
+
+
+def _parse_value(raw: str):
+    """YAML value of an override; also reads ``4e-4``, which YAML 1.1 leaves a string."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Params:
