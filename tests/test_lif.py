@@ -179,3 +179,11 @@ def test_recording_shapes_and_rates():
     n_E_spk = np.count_nonzero((rec.spike_neuron < rec.n_E) & (rec.spike_step >= n0))
     assert rec.rate_E_Hz == pytest.approx(n_E_spk / (rec.n_E * window_s))
     assert np.all(np.isfinite(rec.V_mV))
+
+
+def test_on_block_sees_state_between_blocks():
+    params = small_params()
+    seen = []
+    lif.simulate(params, 0.1, 0.8, 0, on_block=lambda step, v, ref: seen.append((step, v.max())))
+    assert [s for s, _ in seen][-1] == params.simulation.n_steps
+    assert all(vmax < params.neuron.v_th_mV for _, vmax in seen)

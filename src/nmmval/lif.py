@@ -300,6 +300,7 @@ def simulate(
     threads: int | None = None,
     delivery: str = "auto",
     progress: bool = False,
+    on_block=None,
 ) -> Recording:
     """Simulate one cell <p, λ, seed> of the network (MODEL.md §2-4).
 
@@ -322,6 +323,10 @@ def simulate(
         model, and the result, are the same.
     progress : bool
         Print a progress line to stderr about every 5 %.
+    on_block : callable, optional
+        Called as ``on_block(step, v_mV, refractory_steps)`` after every block
+        of steps with the state at the start of ``step`` (for monitoring and
+        tests; the arrays must not be modified).
     """
     t_start = time.perf_counter()
     if threads is not None:
@@ -406,6 +411,8 @@ def simulate(
         )
         spikes_n.append(spk_n_buf[:k].copy())
         spikes_s.append(spk_s_buf[:k].copy())
+        if on_block is not None:
+            on_block(start + nb, v, ref)
         if progress and (start + nb) / n_steps >= next_report:
             frac = (start + nb) / n_steps
             print(
