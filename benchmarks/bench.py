@@ -1,0 +1,471 @@
+"""Benchmark nmmval's network simulator against Brian2, and its scaling in N.
+
+Usage (from the repository root)::
+
+    python benchmarks/bench.py compare            # nmmval vs Brian2, N = 10 000, T = 1 s
+    python benchmarks/bench.py scaling            # nmmval alone, N = 1e3, 1e4, 1e5
+    python benchmarks/bench.py compare --quick    # smoke run: N = 2000, T = 0.2 s
+    python benchmarks/bench.py scaling --quick
+
+``compare`` creates ``benchmarks/.venv-brian2`` (Brian2 + pyyaml, Brian2 pins
+numpy) on first use. Every simulation runs as its own process
+(``benchmarks/nmmval_net.py`` and ``benchmarks/brian2_net.py``), so that the
+whole-process wall time (Python start, imports, JIT-cache load or code
+generation and compilation, graph build, simulation) and the peak RSS are
+measured the same way for both. The table is printed as Markdown and also
+written to ``benchmarks/out/<mode>.md`` (with the raw numbers in ``.json``).
+See benchmarks/README.md for what each column means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out"
+VENV = HERE / ".venv-brian2"
+VENV_PY = VENV / "bin" / "python"
+#: Brian2 2.9.0 calls ``np.ndarray.ptp``, which numpy 2.4 removed
+BRIAN2_REQUIREMENTS = ["brian2==2.9.0", "numpy<2.4", "pyyaml"]
+
+COMPARE_P = [0.01, 0.1, 0.5, 1.0]
+QUICK_P = [0.01, 0.5]
+SCALING_N = [1_000, 10_000, 100_000]
+QUICK_SCALING_N = [500, 1_000, 2_000]
+#: goals of issue 6
+GOAL_WHOLE_RATIO = 10.0
+GOAL_RSS_P1_BYTES = 1e9
+GOAL_LOOP_OVER_FLOOR = 2.0
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- environment
+
+
+def ensure_brian2_venv() -> str:
+    """Create benchmarks/.venv-brian2 with Brian2 if it is missing; return Brian2's version."""
+    check = [str(VENV_PY), "-c", "import brian2, yaml; print(brian2.__version__)"]
+    if VENV_PY.exists():
+        r = subprocess.run(check, capture_output=True, text=True)
+        if r.returncode == 0:
+            return r.stdout.strip().splitlines()[-1]
+        log(f"{VENV} exists but cannot import brian2; reinstalling")
+    else:
+        log(f"creating {VENV} (python3 -m venv) and installing {' '.join(BRIAN2_REQUIREMENTS)}")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run(
+        [str(VENV_PY), "-m", "pip", "install", "--quiet", *BRIAN2_REQUIREMENTS], check=True
+    )
+    r = subprocess.run(check, capture_output=True, text=True, check=True)
+    return r.stdout.strip().splitlines()[-1]
+
+
+def machine() -> dict:
+    """CPU model, core count, load average, date, commit: the table's header."""
+    model = platform.processor() or "unknown"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        fields = dict(
+            (k.strip(), v.strip())
+            for k, v in (ln.split(":", 1) for ln in out.splitlines() if ":" in ln)
+        )
+        model = fields.get("Model name", model)
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "-uno", "--", "src"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        commit += " (src/ modified)" if dirty else ""
+    except OSError:
+        commit = "unknown"
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    return {
+        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "mem_GB": round(mem_gb, 1),
+        "load_avg": os.getloadavg(),
+        "python": platform.python_version(),
+        "commit": commit,
+    }
+
+
+# ---------------------------------------------------------------- children
+
+
+def run_child(cmd: list[str], label: str) -> dict:
+    """Run one benchmark process; return its BENCH_RESULT plus its wall time."""
+    log(f"{label}: {' '.join(cmd[1:])}")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"{label}.log").write_text(r.stdout + "\n--- stderr ---\n" + r.stderr)
+    if r.returncode != 0:
+        raise RuntimeError(f"{label} failed (exit {r.returncode}); see {OUT / (label + '.log')}")
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
+    if not lines:
+        raise RuntimeError(f"{label}: no BENCH_RESULT line; see {OUT / (label + '.log')}")
+    res = json.loads(lines[-1].split(" ", 1)[1])
+    res["process_wall_s"] = wall
+    # the noise floor is measured in the same process after the simulation: not part of it
+    res["whole_s"] = wall - res.get("floor_section_s", 0.0)
+    res["neuron_steps_per_s"] = res["N"] * res["n_steps"] / res["loop_s"]
+    res["delivered_per_s"] = (res["delivered_internal"] + res["delivered_external"]) / res["T_s"]
+    if "floor_s" in res:
+        res["loop_over_floor"] = res["loop_s"] / res["floor_s"]
+    log(
+        f"{label}: whole {res['whole_s']:.2f} s, loop {res['loop_s']:.2f} s, "
+        f"rates {res['rate_E_Hz']:.2f}/{res['rate_I_Hz']:.2f} Hz"
+    )
+    return res
+
+
+def best_of(cmd: list[str], label: str, repeat: int) -> dict:
+    """Run ``repeat`` times; keep the run with the shortest whole-process time."""
+    runs = [run_child(cmd, label + (f"_r{i}" if repeat > 1 else "")) for i in range(repeat)]
+    best = min(runs, key=lambda d: d["whole_s"])
+    best["repeats_whole_s"] = [d["whole_s"] for d in runs]
+    best["repeats_loop_s"] = [d["loop_s"] for d in runs]
+    return best
+
+
+def nmmval_cmd(p: float, N: int, T_ms: float, threads: int, floor: bool = True) -> list[str]:
+    cmd = [sys.executable, str(HERE / "nmmval_net.py"), "--p", repr(p), "--N", str(N)]
+    cmd += ["--T-ms", repr(T_ms), "--threads", str(threads)]
+    return cmd + ([] if floor else ["--no-floor"])
+
+
+def brian2_cmd(p: float, N: int, T_ms: float) -> list[str]:
+    return [str(VENV_PY), str(HERE / "brian2_net.py"), "--p", repr(p), "--N", str(N)] + [
+        "--T-ms",
+        repr(T_ms),
+    ]
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def f_s(x: float) -> str:
+    return "—" if x is None or not math.isfinite(x) else (f"{x:.2f}" if x < 100 else f"{x:.0f}")
+
+
+def f_e(x: float) -> str:
+    if x is None or not math.isfinite(x) or x <= 0:
+        return "0" if x == 0 else "—"
+    e = int(math.floor(math.log10(x)))
+    return f"{x / 10**e:.1f}e{e}"
+
+
+def f_gb(b: float) -> str:
+    return f"{b / 1e9:.2f}"
+
+
+def header(info: dict, extra: str) -> str:
+    la = ", ".join(f"{x:.2f}" for x in info["load_avg"])
+    return (
+        f"{extra}\n\n"
+        f"- date: {info['date']}; nmmval commit {info['commit']}\n"
+        f"- machine: {info['cpu']}, {info['cores']} cores, {info['mem_GB']} GB RAM, "
+        f"Python {info['python']}\n"
+        f"- load average (1, 5, 15 min) at start: {la}"
+    )
+
+
+def compare_table(rows: list[dict]) -> str:
+    cols = [
+        "p",
+        "simulator",
+        "whole process s",
+        "compile s",
+        "build s",
+        "loop s",
+        "neuron-steps/s",
+        "delivered spikes/s",
+        "peak RSS GB",
+        "rate E Hz",
+        "rate I Hz",
+        "noise floor s",
+        "loop/floor",
+        "Brian2/nmmval whole",
+        "Brian2/nmmval loop",
+    ]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        b, n = r.get("brian2"), r.get("nmmval")
+        for side, d in (("Brian2", b), ("nmmval", n)):
+            if d is None:
+                continue
+            is_n = side == "nmmval"
+            cells = [
+                f"{r['p']:g}",
+                side + (f" ({d['threads']} thr)" if is_n else " (1 thr)"),
+                f_s(d["whole_s"]),
+                f_s(d["compile_s"]) if not is_n else "—",
+                f_s(d["build_s"]),
+                f_s(d["loop_s"]),
+                f_e(d["neuron_steps_per_s"]),
+                f_e(d["delivered_per_s"]),
+                f_gb(d["peak_rss_bytes"]),
+                f"{d['rate_E_Hz']:.2f}",
+                f"{d['rate_I_Hz']:.2f}",
+                f_s(d.get("floor_s")) if is_n else "",
+                f"{d['loop_over_floor']:.2f}" if is_n and "loop_over_floor" in d else "",
+                f"**{b['whole_s'] / d['whole_s']:.1f}×**" if is_n and b else "",
+                f"{b['loop_s'] / d['loop_s']:.1f}×" if is_n and b else "",
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def profile_table(rows: list[dict]) -> str:
+    cols = ["p", "simulator", "whole", "import", "JIT cache / codegen", "compile", "build", "loop"]
+    cols.append("rest")
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        for side in ("brian2", "nmmval"):
+            d = r.get(side)
+            if d is None:
+                continue
+            if side == "nmmval":
+                parts = [d["import_s"], d["jit_s"], 0.0, d["build_s"], d["loop_s"]]
+            else:
+                parts = [d["import_s"], d["codegen_s"], d["compile_s"], d["build_s"], d["loop_s"]]
+            rest = d["whole_s"] - sum(parts)
+            cells = [f"{r['p']:g}", side, f_s(d["whole_s"])] + [f_s(x) for x in parts]
+            if side == "nmmval":
+                cells[5] = "—"
+            out.append("| " + " | ".join(cells + [f_s(rest)]) + " |")
+    return "\n".join(out)
+
+
+def compare_goals(rows: list[dict]) -> str:
+    lines = []
+    both = [r for r in rows if r.get("brian2") and r.get("nmmval")]
+    if both:
+        ratios = [(r["p"], r["brian2"]["whole_s"] / r["nmmval"]["whole_s"]) for r in both]
+        worst = min(x for _, x in ratios)
+        ok = worst >= GOAL_WHOLE_RATIO
+        lines.append(
+            f"- whole process ≥ {GOAL_WHOLE_RATIO:g}× faster than Brian2 at every p: "
+            f"{'MET' if ok else 'NOT MET'} ("
+            + ", ".join(f"p={p:g}: {x:.1f}×" for p, x in ratios)
+            + ")"
+        )
+    for r in rows:
+        n = r.get("nmmval")
+        if n and r["p"] == 1.0:
+            ok = n["peak_rss_bytes"] <= GOAL_RSS_P1_BYTES
+            lines.append(
+                f"- peak RSS at p = 1 ≤ 1 GB: {'MET' if ok else 'NOT MET'} "
+                f"(nmmval {f_gb(n['peak_rss_bytes'])} GB"
+                + (f", Brian2 {f_gb(r['brian2']['peak_rss_bytes'])} GB" if r.get("brian2") else "")
+                + ")"
+            )
+        if n and r["p"] == 0.01 and "loop_over_floor" in n:
+            ok = n["loop_over_floor"] <= GOAL_LOOP_OVER_FLOOR
+            lines.append(
+                f"- loop at p = 0.01 within {GOAL_LOOP_OVER_FLOOR:g}× of the noise floor: "
+                f"{'MET' if ok else 'NOT MET'} (loop {n['loop_s']:.2f} s, floor "
+                f"{n['floor_s']:.2f} s, ratio {n['loop_over_floor']:.2f})"
+            )
+    for r in both:
+        b, n = r["brian2"], r["nmmval"]
+        for pop in ("E", "I"):
+            rb, rn = b[f"rate_{pop}_Hz"], n[f"rate_{pop}_Hz"]
+            if max(rb, rn) > 0 and abs(rb - rn) > 0.25 * max(rb, rn) + 0.5:
+                lines.append(
+                    f"- warning: p={r['p']:g} rate {pop} differs (Brian2 {rb:.2f} Hz, "
+                    f"nmmval {rn:.2f} Hz): not the same work"
+                )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- modes
+
+
+def cmd_compare(args) -> int:
+    N, T_ms, ps = (2000, 200.0, QUICK_P) if args.quick else (10_000, 1000.0, COMPARE_P)
+    if args.p:
+        ps = args.p
+    info = machine()
+    sides = args.sides.split(",")
+    if "brian2" in sides:
+        info["brian2"] = ensure_brian2_venv()
+    rows = []
+    for p in ps:
+        row = {"p": p}
+        if "nmmval" in sides:
+            row["nmmval"] = best_of(
+                nmmval_cmd(p, N, T_ms, args.threads), f"nmmval_N{N}_p{p:g}", args.repeat
+            )
+        if "brian2" in sides:
+            row["brian2"] = best_of(brian2_cmd(p, N, T_ms), f"brian2_N{N}_p{p:g}", args.repeat)
+        rows.append(row)
+    info["load_avg_end"] = os.getloadavg()
+    title = (
+        f"### nmmval vs Brian2 {info.get('brian2', '')} (cpp_standalone): N = {N}, λ = 0.8, "
+        f"T = {T_ms / 1000:g} s, dt = 0.1 ms, config/paper.yaml"
+        + (" — QUICK smoke run" if args.quick else "")
+    )
+    md = "\n\n".join(
+        [
+            header(info, title)
+            + f"; at end: {', '.join(f'{x:.2f}' for x in info['load_avg_end'])}",
+            compare_table(rows),
+            "Where the time goes (seconds):",
+            profile_table(rows),
+            "Goals (issue 6):",
+            compare_goals(rows),
+        ]
+    )
+    return emit("compare" + ("_quick" if args.quick else ""), md, {"info": info, "rows": rows})
+
+
+def cmd_scaling(args) -> int:
+    if args.quick:
+        Ns, T_ms, T_big, k = QUICK_SCALING_N, 200.0, 200.0, 50
+    else:
+        Ns, T_ms, T_big, k = SCALING_N, 1000.0, args.T_large_ms, 100
+    p_fixed = 0.01
+    info = machine()
+    series = []
+    for label, p_of in (
+        (f"fixed in-degree k = {k}", lambda n: k / n),
+        (f"fixed p = {p_fixed}", None),
+    ):
+        pts = []
+        for N in Ns:
+            p = p_of(N) if p_of else p_fixed
+            T = T_big if N >= 100_000 else T_ms
+            res = best_of(
+                nmmval_cmd(p, N, T, args.threads, floor=False),
+                f"scaling_N{N}_p{p:g}_T{T:g}",
+                args.repeat,
+            )
+            res["T_ms"] = T
+            res["in_degree"] = p * (N - 1)
+            rate = (res["rate_E_Hz"] * res["n_E"] + res["rate_I_Hz"] * (N - res["n_E"])) / N
+            res["rate_Hz"] = rate
+            dt_ms = res["T_s"] * 1e3 / res["n_steps"]
+            res["x_formula"] = rate * 1e-3 * res["in_degree"] * dt_ms
+            res["step_s"] = res["loop_s"] / res["n_steps"]
+            res["unit_s"] = res["step_s"] / (N * (1 + res["x_formula"]))
+            pts.append(res)
+        series.append((label, pts))
+    cols = [
+        "series",
+        "N",
+        "p",
+        "in-degree",
+        "T s",
+        "whole s",
+        "build s",
+        "loop s",
+        "peak RSS GB",
+        "rate Hz",
+        "rate·k·dt",
+        "arrivals/neuron/step (meas.)",
+        "time/step µs",
+        "time/step / (N(1+rate·k·dt)) ns",
+    ]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    verdicts = []
+    for label, pts in series:
+        for r in pts:
+            cells = [
+                label,
+                str(r["N"]),
+                f"{r['p']:g}",
+                f"{r['in_degree']:.0f}",
+                f"{r['T_s']:g}",
+                f_s(r["whole_s"]),
+                f_s(r["build_s"]),
+                f_s(r["loop_s"]),
+                f_gb(r["peak_rss_bytes"]),
+                f"{r['rate_Hz']:.2f}",
+                f"{r['x_formula']:.3f}",
+                f"{r['arrivals_per_neuron_step']:.3f}",
+                f"{r['step_s'] * 1e6:.1f}",
+                f"{r['unit_s'] * 1e9:.2f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        # growth exponent of time/step against the work N(1 + rate k dt), largest two N
+        a, b = pts[-2], pts[-1]
+        wa = a["N"] * (1 + a["x_formula"])
+        wb = b["N"] * (1 + b["x_formula"])
+        expo = math.log(b["step_s"] / a["step_s"]) / math.log(wb / wa)
+        ratio = b["unit_s"] / a["unit_s"]
+        verdicts.append(
+            f"- {label}: time per unit of work at N = {b['N']} is {ratio:.2f}× that at "
+            f"N = {a['N']} (time/step ∝ work^{expo:.2f}); growth no faster than linear "
+            f"(ratio ≤ 1.25): {'MET' if ratio <= 1.25 else 'NOT MET'}"
+        )
+    title = (
+        f"### nmmval scaling in N ({args.threads} threads): λ = 0.8, dt = 0.1 ms, "
+        f"config/paper.yaml" + (" — QUICK smoke run" if args.quick else "")
+    )
+    note = (
+        "time/step = loop / steps; rate = mean rate of all N cells over the run; "
+        "rate·k·dt = internal arrivals per neuron per step the formula predicts; the measured "
+        "arrivals also count the external drive."
+    )
+    md = "\n\n".join([header(info, title), "\n".join(lines), note, "\n".join(verdicts)])
+    return emit("scaling" + ("_quick" if args.quick else ""), md, {"info": info, "series": series})
+
+
+def emit(name: str, md: str, raw: dict) -> int:
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"{name}.md").write_text(md + "\n")
+    (OUT / f"{name}.json").write_text(json.dumps(raw, indent=1, default=str))
+    print(md, flush=True)
+    log(f"written {OUT / (name + '.md')} and .json")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="mode", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quick", action="store_true", help="smoke run: small N, T = 0.2 s")
+    common.add_argument("--threads", type=int, default=2, help="nmmval threads (default 2)")
+    common.add_argument(
+        "--repeat", type=int, default=1, help="runs per row; the fastest whole process is kept"
+    )
+    c = sub.add_parser("compare", parents=[common], help="nmmval vs Brian2 side by side")
+    c.add_argument("--p", type=float, nargs="+", help="connection probabilities to run")
+    c.add_argument(
+        "--sides", default="nmmval,brian2", help="comma-separated subset of nmmval,brian2"
+    )
+    c.set_defaults(func=cmd_compare)
+    s = sub.add_parser("scaling", parents=[common], help="nmmval alone, N = 1e3, 1e4, 1e5")
+    s.add_argument(
+        "--T-large-ms", type=float, default=1000.0, help="T for N = 1e5 (default 1000 ms)"
+    )
+    s.set_defaults(func=cmd_scaling)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

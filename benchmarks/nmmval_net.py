@@ -1,0 +1,160 @@
+"""nmmval side of the benchmark: one network run, as its own process.
+
+Run by ``bench.py`` (``python benchmarks/nmmval_net.py --p 0.01 ...``); prints
+one line ``BENCH_RESULT {json}`` with the timings of every phase, the rates,
+the delivered spikes, the peak RSS of this process, and the noise floor: the
+time the same process needs just to draw the N·steps Gaussian numbers the
+membrane noise requires, with nmmval's generator, in the kernel's chunks of
+``nmmval.lif.CHUNK_NEURONS`` neurons (one xoshiro256** stream per chunk), on
+the same threads.
+
+The floor is measured after the simulation; its time (JIT/cache load
+included) is reported as ``floor_section_s`` so that ``bench.py`` can
+subtract it from the whole-process wall time.
+"""
+
+from __future__ import annotations
+
+import time
+
+T_PROCESS = time.perf_counter()  # as early as possible: import time is measured from here
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from numba import prange  # noqa: E402
+
+from nmmval import config as nconfig  # noqa: E402
+from nmmval import lif  # noqa: E402
+from nmmval.rng import ZIGGURAT, seed_states, standard_normal  # noqa: E402
+
+IMPORT_S = time.perf_counter() - T_PROCESS
+
+
+def vm_hwm_bytes() -> int:
+    """Peak resident set size of this process (VmHWM), bytes."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return -1
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(Path(__file__).parents[1] / "config" / "paper.yaml"))
+    ap.add_argument("--p", type=float, required=True)
+    ap.add_argument("--lam", type=float, default=0.8)
+    ap.add_argument("--N", type=int, default=10_000)
+    ap.add_argument("--T-ms", type=float, default=1000.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-floor", action="store_true", help="skip the noise-floor measurement")
+    args = ap.parse_args(argv)
+
+    overrides = [
+        f"network.N={args.N}",
+        f"simulation.T_ms={args.T_ms}",
+        # T0 only sets the window of Recording.rate_*; rates here are over the whole run
+        f"simulation.T0_ms={min(100.0, args.T_ms / 2)}",
+    ]
+    params = nconfig.load(args.config, overrides)
+
+    # JIT-cache load of the kernels (graph sampler and _run_block), separated from
+    # build and loop by a tiny run of the same code with the same argument types.
+    t0 = time.perf_counter()
+    tiny = nconfig.load(
+        args.config, ["network.N=300", "simulation.T_ms=5.0", "simulation.T0_ms=1.0"]
+    )
+    lif.simulate(tiny, 0.1, args.lam, args.seed, threads=args.threads)
+    lif.simulate(tiny, 0.9, args.lam, args.seed, threads=args.threads)  # complement path
+    jit_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    rec = lif.simulate(params, args.p, args.lam, args.seed, threads=args.threads)
+    simulate_s = time.perf_counter() - t0
+    rss = vm_hwm_bytes()
+
+    N = params.network.N
+    n_steps = params.simulation.n_steps
+    T_s = n_steps * params.simulation.dt_ms * 1e-3
+    n_E = rec.n_E
+    n_spk_E = int(np.count_nonzero(rec.spike_neuron < n_E))
+    n_spk_I = int(rec.spike_neuron.size) - n_spk_E
+    internal = float(N * (rec.phi_E.sum() + rec.phi_I.sum()))
+    external = float(N * rec.phi_ext.sum())
+    result = {
+        "side": "nmmval",
+        "p": args.p,
+        "N": N,
+        "n_E": n_E,
+        "T_s": T_s,
+        "n_steps": n_steps,
+        "threads": numba.get_num_threads(),
+        "n_edges": int(rec.n_edges),
+        "n_ext_edges": int(rec.n_ext_edges),
+        "import_s": IMPORT_S,
+        "jit_s": jit_s,
+        "build_s": rec.build_s,
+        "loop_s": rec.loop_s,
+        "simulate_s": simulate_s,
+        "rate_E_Hz": n_spk_E / (n_E * T_s) if n_E else 0.0,
+        "rate_I_Hz": n_spk_I / ((N - n_E) * T_s) if N > n_E else 0.0,
+        "delivered_internal": internal,
+        "delivered_external": external,
+        "arrivals_per_neuron_step": (internal + external) / (N * n_steps),
+        "peak_rss_bytes": rss,
+    }
+
+    if not args.no_floor:
+        t0 = time.perf_counter()
+        floor = noise_floor(N, n_steps, args.seed)
+        result["floor_s"] = floor
+        result["floor_section_s"] = time.perf_counter() - t0
+    print("BENCH_RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+def noise_floor(N: int, n_steps: int, seed: int) -> float:
+    """Seconds to draw N·n_steps standard normals as the kernel does (JIT excluded).
+
+    Same chunk layout (``CHUNK_NEURONS`` neurons per xoshiro256** stream), same
+    ziggurat (:func:`nmmval.rng.standard_normal`), same Numba threads.
+    """
+    chunk = lif.CHUNK_NEURONS
+    n_chunks = (N + chunk - 1) // chunk
+    kernel = _floor_kernel
+    states = seed_states(np.random.SeedSequence(seed), n_chunks)
+    kernel(states.copy(), N, 1, chunk, ZIGGURAT)  # compile / load from cache
+    t0 = time.perf_counter()
+    total = kernel(states, N, n_steps, chunk, ZIGGURAT)
+    dt = time.perf_counter() - t0
+    if not np.isfinite(total):
+        raise RuntimeError("noise floor: non-finite sum")
+    return dt
+
+
+@numba.njit(parallel=True, cache=True)
+def _floor_kernel(states, N, n_steps, chunk, zig):
+    n_chunks = states.shape[0]
+    sums = np.zeros(n_chunks)
+    for c in prange(n_chunks):
+        lo = c * chunk
+        hi = min(lo + chunk, N)
+        s0, s1, s2, s3 = states[c, 0], states[c, 1], states[c, 2], states[c, 3]
+        acc = 0.0
+        for _ in range(n_steps):
+            for _i in range(lo, hi):
+                x, s0, s1, s2, s3 = standard_normal(s0, s1, s2, s3, zig)
+                acc += x
+        sums[c] = acc
+        states[c, 0], states[c, 1], states[c, 2], states[c, 3] = s0, s1, s2, s3
+    return sums.sum()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
