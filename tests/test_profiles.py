@@ -1,0 +1,153 @@
+"""The Snakemake profiles: installing them for a user, and Snakemake resolving them.
+
+Every test uses a temporary HOME and XDG_CONFIG_HOME, so the real
+``~/.config/snakemake`` is never touched. The dry runs need no Slurm: the
+slurm executor plugin only has to be installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nmmval.profiles import ProfileError, install_profile, profiles_dir, user_root
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+PROFILE_FILE = "config.v8+.yaml"
+
+needs_slurm_plugin = pytest.mark.skipif(
+    importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+    reason="snakemake-executor-plugin-slurm not installed (pip install 'nmmval[slurm]')",
+)
+
+
+@pytest.fixture
+def fake_home(tmp_path, monkeypatch):
+    """A temporary HOME and XDG_CONFIG_HOME; returns the environment for subprocesses."""
+    home = tmp_path / "home"
+    xdg = home / ".config"
+    xdg.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    env = dict(os.environ)
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba")
+    return env
+
+
+def _dry_run(profile: str, cwd: Path, workdir: Path, env: dict) -> str:
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "snakemake", "--profile", profile, "-n",
+        "-s", str(SNAKEFILE), "--directory", str(workdir), "--configfile", str(TINY),
+    ]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    return out
+
+
+def _simulate_resources(out: str) -> str:
+    """The 'resources:' line of the first simulate job in a dry run's output."""
+    block = out.split("rule simulate:", 1)[1]
+    return next(line for line in block.splitlines() if line.strip().startswith("resources:"))
+
+
+# ------------------------------------------------------------------ profile files
+@pytest.mark.parametrize("name", ["local", "slurm"])
+def test_profile_file_is_valid_yaml(name):
+    cfg = yaml.safe_load((profiles_dir() / name / PROFILE_FILE).read_text())
+    assert isinstance(cfg, dict) and cfg
+
+
+def test_slurm_profile_keys():
+    cfg = yaml.safe_load((profiles_dir() / "slurm" / PROFILE_FILE).read_text())
+    assert cfg["executor"] == "slurm"
+    assert cfg["slurm-logdir"]
+    assert cfg["slurm-init-seconds-before-status-checks"] > 0
+    for rule in ("simulate", "masses", "compare"):
+        res = cfg["set-resources"][rule]
+        assert {"mem_mb", "runtime", "cpus_per_task"} <= set(res), rule
+        assert res["cpus_per_task"] == cfg["set-threads"][rule], rule
+    # the account and partition are the user's to fill in, not ours
+    assert "slurm_account" not in cfg["default-resources"]
+    assert "slurm_partition" not in cfg["default-resources"]
+
+
+def test_local_profile_is_not_executor_specific():
+    cfg = yaml.safe_load((profiles_dir() / "local" / PROFILE_FILE).read_text())
+    assert "executor" not in cfg
+    assert not any(key.startswith("slurm") for key in cfg)
+
+
+# ------------------------------------------------------------------ install_profile
+def test_install_into_xdg_config_home(fake_home):
+    dest = install_profile("slurm")
+    assert dest == Path(os.environ["XDG_CONFIG_HOME"]) / "snakemake" / "slurm"
+    assert dest == user_root() / "slurm"
+    src = profiles_dir() / "slurm" / PROFILE_FILE
+    assert (dest / PROFILE_FILE).read_bytes() == src.read_bytes()
+
+
+def test_install_defaults_to_dot_config_without_xdg(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    assert install_profile("local") == tmp_path / ".config" / "snakemake" / "local"
+
+
+def test_install_identical_is_a_noop(tmp_path):
+    dest = install_profile("slurm", dest_root=tmp_path)
+    mtime = (dest / PROFILE_FILE).stat().st_mtime_ns
+    assert install_profile("slurm", dest_root=tmp_path) == dest
+    assert (dest / PROFILE_FILE).stat().st_mtime_ns == mtime
+
+
+def test_install_refuses_to_overwrite_a_different_profile(tmp_path):
+    dest = install_profile("slurm", dest_root=tmp_path)
+    (dest / PROFILE_FILE).write_text("jobs: 1\n")
+    with pytest.raises(ProfileError, match="force"):
+        install_profile("slurm", dest_root=tmp_path)
+    assert (dest / PROFILE_FILE).read_text() == "jobs: 1\n"
+    (dest / "extra.yaml").write_text("x: 1\n")
+    install_profile("slurm", dest_root=tmp_path, force=True)
+    assert not (dest / "extra.yaml").exists()
+    src = profiles_dir() / "slurm" / PROFILE_FILE
+    assert (dest / PROFILE_FILE).read_bytes() == src.read_bytes()
+
+
+def test_install_unknown_profile_names_the_available_ones(tmp_path):
+    with pytest.raises(ProfileError, match="available: local, slurm"):
+        install_profile("nope", dest_root=tmp_path)
+    with pytest.raises(ProfileError):
+        install_profile("../slurm", dest_root=tmp_path)
+
+
+# ------------------------------------------------------------------ Snakemake resolves them
+@needs_slurm_plugin
+def test_installed_slurm_profile_resolves_by_name(fake_home, tmp_path):
+    install_profile("slurm")
+    elsewhere = tmp_path / "elsewhere"  # no ./slurm here: only the installed one matches
+    elsewhere.mkdir()
+    out = _dry_run("slurm", cwd=elsewhere, workdir=tmp_path / "work", env=fake_home)
+    # the profile's per-rule requests, not the rule's own (tiny) ones
+    line = _simulate_resources(out)
+    assert "mem_mb=1500" in line and "runtime=30" in line and "cpus_per_task=2" in line, line
+    assert "This was a dry-run" in out
+
+
+@needs_slurm_plugin
+def test_repo_slurm_profile_resolves_from_repo_root(fake_home, tmp_path):
+    out = _dry_run("profiles/slurm", cwd=REPO, workdir=tmp_path / "work", env=fake_home)
+    line = _simulate_resources(out)
+    assert "mem_mb=1500" in line and "cpus_per_task=2" in line, line
+
+
+def test_repo_local_profile_resolves_from_repo_root(fake_home, tmp_path):
+    out = _dry_run("profiles/local", cwd=REPO, workdir=tmp_path / "work", env=fake_home)
+    assert "This was a dry-run" in out
