@@ -141,23 +141,38 @@ SCIENCE_FIGURES = _keys("grid", "simulation", "analysis", "figures")
 
 
 # ------------------------------------------------------------------ resources
-# Measured on the quick config (N = 2 000, T = 3 s, 1 thread): see README,
-# "Time and memory". The estimates scale with the network size, the number of
-# steps and the number of internal edges (p N^2); profiles may override them.
+# Measured (README, "Time, memory, disk"): quick config (N = 2 000, T = 3 s)
+# simulate 2-3 s CPU and <= 0.28 GB per job; N = 10 000 at 1 thread: graph
+# build 2.7 s and 0.3 ms per step at p = 0.5 (5e7 synapses, 0.41 GB), 0.1 ms
+# per step at p = 1 (stored as its empty complement). The estimates below
+# scale these with N, the number of steps and the stored synapses
+# min(p, 1 - p) N^2, with a margin of ~3; profiles may override them
+# (set-resources, set-threads). One thread per job: on a loaded 2-core
+# machine 2 Numba threads ran 5-12x slower than 1, so parallelism comes from
+# running cells side by side.
 _N = CFG["network"]["N"]
 _STEPS = CFG["simulation"]["T_ms"] / CFG["simulation"]["dt_ms"]
-SIMULATE_THREADS = 1 if _N <= 4000 else 4
+_DURATION_S = CFG["simulation"]["T_ms"] / 1000
+SIMULATE_THREADS = 1
+
+
+def _stored_synapses(p):
+    return min(p, 1.0 - p) * _N * _N
 
 
 def simulate_mem_mb(wildcards):
-    edges = float(wildcards.p) * _N * _N
-    return int(400 + 16 * edges / 1e6 + 60 * _STEPS / 1e6 * 8 + 0.2 * _N)
+    """Graph (8 B a stored synapse while built) + traces + spikes (100 Hz worst case)."""
+    graph = 8 * _stored_synapses(float(wildcards.p))
+    traces = 36 * _STEPS
+    spikes = 8 * 100 * _N * _DURATION_S
+    return int(500 + (graph + traces + spikes) / 1e6)
 
 
 def simulate_runtime(wildcards):
-    # minutes; ~1e-8 s per (step x neuron) plus edge traffic, x3 margin
-    work = _STEPS * _N * (1 + 0.02 * float(wildcards.p) * _N / 100)
-    return int(10 + 3 * work * 2e-8 / 60)
+    """Minutes: ~3e-8 s per neuron-step, doubled at the densest stored graph, x3 margin."""
+    dense = 1 + 2 * _stored_synapses(float(wildcards.p)) / max(_N * _N, 1)
+    seconds = _STEPS * _N * 3e-8 * dense
+    return int(5 + 3 * seconds / 60)
 
 
 MASSES_MEM_MB = int(300 + 200 * _STEPS / 1e6)
