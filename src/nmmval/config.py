@@ -48,7 +48,7 @@ def _fill_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_Validator = _fill_defaults(jsonschema.Draft7Validator)
+_Validator = _fill_defaults(jsonschema.Draft202012Validator)
 
 
 def _key(path) -> str:

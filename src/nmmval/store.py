@@ -84,8 +84,10 @@ def _encoding(ds: xr.Dataset) -> dict:
         if var.dtype.kind == "f":
             e["_FillValue"] = None if name.startswith("phi_") else np.nan
         enc[name] = e
-    for name in ds.coords:
+    for name, coord in ds.coords.items():
         enc[name] = {"_FillValue": None}
+        if coord.dtype.kind in "fiu" and coord.size > 64:
+            enc[name].update(zlib=True, complevel=4, shuffle=True)
     return enc
 
 
