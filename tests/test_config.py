@@ -90,3 +90,8 @@ def test_override_syntax_error():
 def test_override_reads_exponent_without_dot():
     params = config.load(ROOT / "config" / "config.yaml", ["neuron.noise_Q_V2ms=3e-4"])
     assert params.neuron.noise_Q_V2ms == 3e-4
+
+
+def test_config_readme_lists_every_key():
+    text = (ROOT / "config" / "README.md").read_text()
+    assert config.schema_markdown() in text

@@ -295,3 +295,20 @@ def from_dict(raw: dict) -> Params:
 def from_json(text: str) -> Params:
     """Rebuild :class:`Params` from the ``config`` attribute of a stored file."""
     return from_dict(json.loads(text))
+
+
+def schema_markdown() -> str:
+    """Markdown tables of every config key with its default and meaning (config/README.md)."""
+    schema = load_schema()
+    lines = []
+    for section, sub in schema["properties"].items():
+        props = sub.get("properties")
+        if props is None or sub.get("type") != "object" or section == "cell":
+            desc = sub.get("description", "")
+            lines.append(f"- `{section}`: {desc}")
+            continue
+        lines += ["", f"### `{section}`", "", "| key | default | meaning |", "|---|---|---|"]
+        for key, spec in props.items():
+            default = spec.get("default", "(required)")
+            lines.append(f"| `{key}` | `{default}` | {spec.get('description', '')} |")
+    return "\n".join(lines) + "\n"
