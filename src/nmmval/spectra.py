@@ -9,11 +9,22 @@ over all frequency bins with ``P_l + Q_l > 0``:
   summing to the number of samples and χ² referred to its χ² distribution;
 - :func:`chi2_pvalue_permutation`: the same statistic against random
   relabellings of the per-seed spectra (exchangeability of seeds under H0).
+
+Zero spectra (a constant series, e.g. a silent network whose potential has
+relaxed to rest) get finite conventions instead of NaN:
+
+- a constant series has the all-zero spectrum, exactly;
+- its median frequency is the first bin, 0 Hz (cumulative power reaches
+  half of zero there);
+- a spectrum is normalised only if its total is positive; a zero spectrum
+  stays zero, so χ² = 1 against any non-zero spectrum (all of the other's
+  normalised mass, Σ q_l = 1) and χ² = 0 between two zero spectra (every
+  bin skipped);
+- the p-values follow from these statistics and are finite: 1 when both
+  spectra are zero (nothing differs).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import scipy.signal
@@ -42,12 +53,18 @@ def power_spectrum(x: np.ndarray, dt_ms: float) -> tuple[np.ndarray, np.ndarray]
         Frequencies of the rfft bins (Hz).
     power : numpy.ndarray, shape (n // 2 + 1,)
         ``|rfft(w·(x - mean x))|²`` (u²), unnormalised; w is
-        ``scipy.signal.windows.hamming(n, sym=True)``.
+        ``scipy.signal.windows.hamming(n, sym=True)``. Exactly zero for a
+        constant series (its floating-point mean may differ from the constant
+        by rounding; that residue is not power).
     """
     x = np.asarray(x, dtype=np.float64)
     n = x.size
     window = scipy.signal.windows.hamming(n, sym=True)
-    power = np.abs(np.fft.rfft(window * (x - x.mean()))) ** 2
+    if n == 0 or np.all(x == x[0]):
+        centred = np.zeros(n)
+    else:
+        centred = x - x.mean()
+    power = np.abs(np.fft.rfft(window * centred)) ** 2
     freq_Hz = np.fft.rfftfreq(n, d=dt_ms * 1e-3)
     return freq_Hz, power
 
@@ -65,15 +82,20 @@ def median_frequency(freq_Hz: np.ndarray, power: np.ndarray) -> float:
     Returns
     -------
     float
-        ϖ (Hz); NaN if the total power is zero (a constant series has no
-        spectrum to take a median of).
+        ϖ (Hz). For a zero spectrum (a constant series) ``freq_Hz[0]``, 0 Hz
+        for rfft bins: read literally, the cumulative power reaches half of
+        the total, zero, at the first bin.
     """
     power = np.asarray(power, dtype=np.float64)
     cumulative = np.cumsum(power)
     total = cumulative[-1]
-    if not total > 0:
-        return math.nan
     return float(np.asarray(freq_Hz)[np.argmax(cumulative >= 0.5 * total)])
+
+
+def _normalise(P: np.ndarray, total: float | np.ndarray = 1.0) -> np.ndarray:
+    """Rows of P scaled to sum ``total``; a row with zero sum stays zero."""
+    s = P.sum(axis=-1, keepdims=True)
+    return np.divide(P * total, s, out=np.zeros_like(P), where=s > 0)
 
 
 def _chi2_rows(P: np.ndarray, Q: np.ndarray) -> np.ndarray:
@@ -89,23 +111,22 @@ def chi2_statistic(P: np.ndarray, Q: np.ndarray) -> float:
     Parameters
     ----------
     P, Q : array_like, shape (L,)
-        Non-negative spectra on the same frequency bins.
+        Non-negative spectra on the same frequency bins (any unit u²).
 
     Returns
     -------
     float
-        ``Σ_l (p_l - q_l)²/(p_l + q_l)`` with ``p = P/ΣP``, ``q = Q/ΣQ``, bins
-        with ``p_l + q_l = 0`` skipped; 0 for equal shapes, 2 for disjoint
-        support. NaN if either spectrum has zero total (no shape to compare).
+        ``Σ_l (p_l - q_l)²/(p_l + q_l)`` (dimensionless) with ``p = P/ΣP``,
+        ``q = Q/ΣQ``, bins with ``p_l + q_l = 0`` skipped; 0 for equal
+        shapes, 2 for disjoint support. A zero spectrum is not normalised
+        and stays zero: χ² = 1 against a non-zero spectrum, 0 between two
+        zero spectra.
     """
     P = np.asarray(P, dtype=np.float64)
     Q = np.asarray(Q, dtype=np.float64)
     if P.shape != Q.shape:
         raise ValueError(f"P and Q differ in shape ({P.shape} != {Q.shape})")
-    sum_P, sum_Q = P.sum(), Q.sum()
-    if not (sum_P > 0 and sum_Q > 0):
-        return math.nan
-    return float(_chi2_rows(P / sum_P, Q / sum_Q))
+    return float(_chi2_rows(_normalise(P), _normalise(Q)))
 
 
 def chi2_pvalue_paper(P: np.ndarray, Q: np.ndarray, n_samples: int) -> float:
@@ -128,19 +149,20 @@ def chi2_pvalue_paper(P: np.ndarray, Q: np.ndarray, n_samples: int) -> float:
     Returns
     -------
     float
-        p-value; NaN if either spectrum has zero total or no degree of
-        freedom is left.
+        p-value, always finite. A zero spectrum stays zero counts (as in
+        :func:`chi2_statistic`). With no degree of freedom left (at most one
+        non-empty bin, e.g. both spectra zero) the χ² distribution is the
+        point mass at 0: p = 1 if χ²_counts = 0, else 0.
     """
-    chi2_norm = chi2_statistic(P, Q)
-    if math.isnan(chi2_norm):
-        return math.nan
     P = np.asarray(P, dtype=np.float64)
     Q = np.asarray(Q, dtype=np.float64)
-    chi2_counts = float(_chi2_rows(P * (n_samples / P.sum()), Q * (n_samples / Q.sum())))
+    if P.shape != Q.shape:
+        raise ValueError(f"P and Q differ in shape ({P.shape} != {Q.shape})")
+    chi2_counts = float(_chi2_rows(_normalise(P, n_samples), _normalise(Q, n_samples)))
     n_empty = int(np.count_nonzero((P + Q) == 0))
     dof = P.size - 1 - n_empty
     if dof < 1:
-        return math.nan
+        return 1.0 if chi2_counts == 0 else 0.0
     return float(scipy.stats.chi2.sf(chi2_counts, dof))
 
 
@@ -177,8 +199,9 @@ def chi2_pvalue_permutation(
     Returns
     -------
     float
-        Permutation p-value in ``[1/(n_perm + 1), 1]``; NaN if the observed
-        statistic is undefined (a group mean with zero total power).
+        Permutation p-value in ``[1/(n_perm + 1), 1]``, always finite. Group
+        means with zero total power follow :func:`chi2_statistic` (a zero
+        spectrum stays zero), so two all-zero groups give p = 1.
     """
     a = np.atleast_2d(np.asarray(spectra_a, dtype=np.float64))
     b = np.atleast_2d(np.asarray(spectra_b, dtype=np.float64))
@@ -188,8 +211,6 @@ def chi2_pvalue_permutation(
         raise ValueError(f"n_perm: {n_perm!r} must be at least 1")
     rng = np.random.default_rng(rng)
     observed = chi2_statistic(a.mean(axis=0), b.mean(axis=0))
-    if math.isnan(observed):
-        return math.nan
     pooled = np.vstack([a, b])
     k_a, k = a.shape[0], pooled.shape[0]
     sum_all = pooled.sum(axis=0)
@@ -203,8 +224,6 @@ def chi2_pvalue_permutation(
         sum_a = np.einsum("pk,kl->pl", in_a, pooled)
         mean_a = sum_a / k_a
         mean_b = (sum_all - sum_a) / (k - k_a)
-        tot_a = mean_a.sum(axis=1, keepdims=True)
-        tot_b = mean_b.sum(axis=1, keepdims=True)
-        null = _chi2_rows(mean_a / tot_a, mean_b / tot_b)
+        null = _chi2_rows(_normalise(mean_a), _normalise(mean_b))
         n_ge += int(np.count_nonzero(null >= observed * (1 - _REL_TIE)))
     return (1 + n_ge) / (n_perm + 1)

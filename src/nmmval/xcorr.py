@@ -6,6 +6,12 @@ Because both series are strongly autocorrelated, significance uses an
 effective sample size n_eff (Bartlett 1935; Bayley & Hammersley 1946) in the
 Fisher z test (one-sided, H0: ρ <= 0); seeds are combined by Stouffer's
 method and averaged by ``tanh(mean atanh ρ)``.
+
+A constant series (e.g. a mass model relaxed to rest under a silent network)
+gets finite conventions instead of NaN: its correlation with anything is 0
+(the covariance is zero), so τ_max = 0 ms (ties go to the smallest |τ|), the
+Fisher p-value of ρ = 0 is 0.5, and its autocorrelation is taken as 0 at
+every lag k >= 1, so n_eff = n.
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ _NEFF_MAX_LAG_FRACTION = 0.2
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
+    """(x - mean)/std; all zeros for a constant series (no variance to scale)."""
     x = np.asarray(x, dtype=np.float64)
+    if x.size == 0 or np.all(x == x[0]):
+        return np.zeros(x.size)
     return (x - x.mean()) / x.std()
 
 
@@ -51,7 +60,9 @@ def lagged_correlation(
     lags_ms : numpy.ndarray, shape (2K + 1,)
         τ = k·dt for k = -K..K (ms); positive τ: y lags x.
     rho : numpy.ndarray, shape (2K + 1,)
-        ρ(τ); NaN where an overlap is constant.
+        ρ(τ) (dimensionless), in [-1, 1]; 0 where either overlap is
+        constant (zero covariance; the convention that keeps a silent
+        network's comparison finite).
     """
     x = _standardise(x)
     y = _standardise(y)
@@ -82,8 +93,10 @@ def lagged_correlation(
     cov = s_xy / m - mean_x * mean_y
     var_x = s_xx / m - mean_x**2
     var_y = s_yy / m - mean_y**2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = cov / np.sqrt(var_x * var_y)
+    denominator = var_x * var_y
+    defined = denominator > 0
+    rho = np.divide(cov, np.sqrt(np.where(defined, denominator, 1.0)))
+    rho = np.clip(np.where(defined, rho, 0.0), -1.0, 1.0)
     return k * dt_ms, rho
 
 
@@ -98,21 +111,32 @@ def best_lag(lags_ms: np.ndarray, rho: np.ndarray) -> tuple[float, float]:
     Returns
     -------
     tau_max_ms : float
-        τ_max = argmax ρ (ms); the first (most negative) lag on ties; NaN
-        if ρ is NaN everywhere.
+        τ_max = argmax ρ (ms), NaN entries ignored. On ties the lag of
+        smallest |τ| (and of ±τ the negative one), so an all-zero ρ (a
+        constant series) gives τ_max = 0 ms. NaN if ρ is NaN everywhere.
     rho_max : float
-        ρ(τ_max).
+        ρ(τ_max) (dimensionless).
     """
     rho = np.asarray(rho, dtype=np.float64)
+    lags_ms = np.asarray(lags_ms, dtype=np.float64)
     if np.all(np.isnan(rho)):
         return float("nan"), float("nan")
-    i = int(np.nanargmax(rho))
-    return float(np.asarray(lags_ms)[i]), float(rho[i])
+    ties = np.flatnonzero(rho == np.nanmax(rho))
+    # smallest |τ| first, then the smaller τ
+    i = int(ties[np.lexsort((lags_ms[ties], np.abs(lags_ms[ties])))[0]])
+    return float(lags_ms[i]), float(rho[i])
 
 
 def _autocorrelation(z: np.ndarray, max_lag: int) -> np.ndarray:
-    """Sample autocorrelation r(k) = Σ_t z_t z_{t+k} / Σ_t z_t², k = 0..max_lag (z standardised)."""
+    """Sample autocorrelation r(k) = Σ_t z_t z_{t+k} / Σ_t z_t², k = 0..max_lag (z standardised).
+
+    For an all-zero z (a constant series) r(0) = 1 and r(k) = 0 for k >= 1.
+    """
     n = z.size
+    if not np.any(z):
+        r = np.zeros(max_lag + 1)
+        r[0] = 1.0
+        return r
     nfft = scipy.fft.next_fast_len(2 * n - 1, real=True)
     f = scipy.fft.rfft(z, nfft)
     acov = scipy.fft.irfft(f * np.conj(f), nfft)[: max_lag + 1]
@@ -139,7 +163,9 @@ def effective_n(x: np.ndarray, y: np.ndarray) -> float:
     Returns
     -------
     float
-        n_eff clipped to ``[3, n]``.
+        n_eff (dimensionless, a number of samples) clipped to ``[3, n]``;
+        always finite. A constant series has no autocorrelation beyond lag 0
+        (taken as 0), so with it n_eff = n.
     """
     x = _standardise(x)
     y = _standardise(y)
@@ -171,7 +197,7 @@ def fisher_pvalue(rho, n_eff):
     Returns
     -------
     float or numpy.ndarray
-        p-value(s).
+        p-value(s); 0.5 for ρ = 0 (e.g. a constant series, see module notes).
     """
     rho = np.clip(np.asarray(rho, dtype=np.float64), -1 + _RHO_EPS, 1 - _RHO_EPS)
     z = np.arctanh(rho) * np.sqrt(np.asarray(n_eff, dtype=np.float64) - 3.0)
