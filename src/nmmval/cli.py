@@ -2,7 +2,9 @@
 
 Every subcommand reads a config (``--config``, with ``--set section.key=value``
 overrides), its input files, and writes one NetCDF file atomically. Any
-error ends the process with exit code 1 and one line ``nmmval: <what>``.
+error ends the process with exit code 1 and one line ``nmmval: <what>``; a
+bad command line (unknown option, wrong type, missing required option) ends
+it with exit code 2 and one line ``nmmval <subcommand>: error: <what>``.
 """
 
 from __future__ import annotations
@@ -295,9 +297,16 @@ def cmd_profile(args) -> None:
     print(f"nmmval: profile {args.name!r} installed in {dest}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage dump), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``nmmval``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nmmval", description="Validity of neural mass models (Deschle et al. 2021)."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -355,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except (cfgmod.ConfigError, InputError, OutputError, FileExistsError) as exc:
         print(f"nmmval: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. figures into a read-only folder: name the path
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"nmmval: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 
