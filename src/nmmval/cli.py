@@ -67,6 +67,7 @@ def cmd_simulate(args) -> None:
         raise cfgmod.ConfigError(f"--seed: {args.seed!r} must be >= 0")
     if args.threads is not None and args.threads < 1:
         raise cfgmod.ConfigError(f"--threads: {args.threads!r} must be >= 1")
+    store.check_writable(args.out)
     t0 = time.perf_counter()
     rec = simulate(params, args.p, args.lam, args.seed, threads=args.threads, progress=True)
     sync = _synchrony(params, rec.spike_neuron, rec.spike_step)
@@ -155,6 +156,7 @@ def cmd_masses(args) -> None:
     params = cfgmod.load(args.config, args.set)
     net = store.open_dataset(args.network, "network")
     _check_same_config(params, net, args.network)
+    store.check_writable(args.out)
     vbar = float(net["Vbar_mV"])
     phi = _phi(net)
     v_cfm = cfm(phi, params, vbar)
@@ -197,6 +199,7 @@ def cmd_compare(args) -> None:
     dt = params.simulation.dt_ms
     if mas.sizes["time_ms"] != net.sizes["time_ms"]:
         raise InputError(f"{args.masses}: time axis does not match {args.network}")
+    store.check_writable(args.out)
     series = {
         "LIF": net["V"].values[n0:].astype(np.float64),
         "CFM": mas["V_cfm"].values[n0:].astype(np.float64),
@@ -278,6 +281,7 @@ def cmd_gather(args) -> None:
     from nmmval.cube import gather
 
     params = cfgmod.load(args.config, args.set)
+    store.check_writable(args.out)
     gather(params, Path(args.results), Path(args.out))
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -91,19 +93,95 @@ def _encoding(ds: xr.Dataset) -> dict:
     return enc
 
 
-def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write ``ds`` to ``path`` atomically (temporary file + ``os.replace``).
+_HOST = socket.gethostname().replace("~", "-")
+
+
+def _temp_prefix(path: Path) -> str:
+    """Prefix of the temporary names of ``path``: ``.{name}.{host}~{pid}~``."""
+    return f".{path.name}.{_HOST}~{os.getpid()}~"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete temporary files of ``path`` left by killed writers on this host.
+
+    A process killed while writing (SIGKILL, a lost node) cannot remove its
+    temporary ``.{name}.{host}~{pid}~XXXXXXXX.tmp.nc``. The next write of the
+    same path removes those of this host whose process is gone; files of other
+    hosts (a shared file system) and of live processes are left alone.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(?P<host>.+)~(?P<pid>\d+)~[^~/]*\.tmp\.nc$")
+    removed = []
+    try:
+        candidates = list(path.parent.glob(f".{path.name}.*.tmp.nc"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        m = pattern.match(tmp.name)
+        if not m or m["host"] != _HOST or _pid_alive(int(m["pid"])):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fail early, before hours of work, if ``path`` cannot be written.
+
+    Creates the folder and a temporary file next to ``path``, then removes it.
 
     Raises
     ------
     OutputError
-        One line naming the path and the reason; nothing is left under
-        ``path`` or the temporary name.
+        One line naming the path and the reason (e.g. a read-only folder).
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.nc", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp.nc", dir=path.parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    return path
+
+
+def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write ``ds`` to ``path`` atomically (temporary file + ``os.replace``).
+
+    The temporary file, ``.{name}.{host}~{pid}~XXXXXXXX.tmp.nc``, lies next to
+    ``path``; temporaries of the same path left by killed writers on this host
+    are removed first (:func:`remove_stale_temporaries`).
+
+    Raises
+    ------
+    OutputError
+        One line naming the path and the reason (a read-only folder, a full
+        disk, ...); nothing is left under ``path`` or the temporary name.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp.nc", dir=path.parent)
         os.close(fd)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
@@ -112,10 +190,34 @@ def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except (OSError, RuntimeError, ValueError) as exc:
-        Path(tmp).unlink(missing_ok=True)
         reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        if _disk_full(path.parent):
+            reason = f"no space left on device: {reason}"
+        _discard(tmp)
         raise OutputError(f"{path}: cannot write ({reason})") from None
     return path
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+def _discard(tmp: str | Path) -> None:
+    """Remove a failed temporary file and free its space.
+
+    After a failed write (e.g. a full disk) HDF5 may keep the file open, so
+    unlinking alone would not return the space while this process lives;
+    truncating first does.
+    """
+    try:
+        os.truncate(tmp, 0)
+    except OSError:
+        pass
+    Path(tmp).unlink(missing_ok=True)
 
 
 def open_dataset(path: str | Path, kind: str) -> xr.Dataset:

@@ -1,0 +1,425 @@
+"""Reliability of the workflow: kills, corrupt inputs, full or read-only disks, long runs.
+
+The workflow runs use ``tests/data/tiny.yaml`` (2 p x 2 λ x 2 seeds, N = 400,
+T = 1 s) in temporary working directories (``snakemake --directory``). One
+uninterrupted run, shared with ``test_determinism.py`` through
+:func:`reference_run`, is the reference every interrupted or repaired run
+must reproduce (the cube's data variables, exactly).
+
+The resume command is the README's: after a SIGKILL, Snakemake's lock is
+left behind and the same command stops with ``LockException``; ``--unlock``,
+then the same command with ``--rerun-incomplete`` resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from nmmval import cli, config, store
+from nmmval.lif import simulate
+
+from conftest import ROOT
+
+SNAKEFILE = ROOT / "Snakefile"
+TINY = ROOT / "tests" / "data" / "tiny.yaml"
+PAPER = ROOT / "config" / "paper.yaml"
+CELL_JOBS = ("simulate", "masses", "compare")
+N_CELLS = 8
+#: the cell the corruption and determinism tests pick on
+CELL = "p~0.100/lam~0.800/seed~0001"
+#: a small, fast network for the CLI-level tests
+SMALL = ["--set", "network.N=100", "--set", "simulation.T_ms=300", "--set", "simulation.T0_ms=100"]
+A_CELL = ["--p", "0.1", "--lam", "0.8", "--seed", "0"]
+
+
+# ------------------------------------------------------------------ helpers
+def _command(workdir: Path, *extra: str) -> list[str]:
+    """The tiny sweep's command (the one a user would type), plus extra flags."""
+    return [
+        "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
+        "--configfile", str(TINY), "-c", "2", *extra,
+    ]  # fmt: skip
+
+
+def _run(workdir: Path, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        _command(workdir, *extra), capture_output=True, text=True, timeout=timeout, cwd=workdir
+    )
+
+
+def _job_counts(text: str) -> dict[str, int]:
+    """Rule -> count from the first 'Job stats' table of Snakemake's output (the plan)."""
+    counts, in_table = {}, False
+    for line in text.splitlines():
+        if line.startswith("Job stats:"):
+            if counts:
+                break
+            in_table = True
+            continue
+        if in_table:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                counts[parts[0]] = int(parts[1])
+            elif counts and not parts:
+                break
+    return counts
+
+
+def _cell_jobs(counts: dict[str, int]) -> int:
+    return sum(counts.get(k, 0) for k in CELL_JOBS)
+
+
+def _results(workdir: Path) -> Path:
+    return workdir / "results" / "tiny"
+
+
+def _finished(workdir: Path) -> dict[Path, int]:
+    """Final cell outputs and benchmark files -> mtime (ns)."""
+    res = _results(workdir)
+    files = list((res / "cells").rglob("*.nc")) + list((res / "benchmarks").rglob("*.tsv"))
+    return {p: p.stat().st_mtime_ns for p in files}
+
+
+def _temporaries(workdir: Path) -> list[Path]:
+    return sorted(_results(workdir).rglob("*.tmp.nc"))
+
+
+def _start(workdir: Path, log: Path) -> subprocess.Popen:
+    with open(log, "w") as fh:
+        return subprocess.Popen(
+            _command(workdir), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _kill_when(proc: subprocess.Popen, seen, timeout: float = 300) -> list[Path]:
+    """SIGKILL the whole process group as soon as ``seen()`` returns something."""
+    deadline = time.monotonic() + timeout
+    hit = []
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            hit = seen()
+            if hit:
+                break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert hit, "the awaited point of the run never came"
+    return hit
+
+
+def _resume(workdir: Path) -> subprocess.CompletedProcess:
+    """The README's resume: the same command refuses (lock); --unlock; --rerun-incomplete."""
+    same = _run(workdir)
+    assert same.returncode != 0
+    assert "LockException" in same.stderr, same.stderr[-2000:]
+    unlock = _run(workdir, "--unlock", timeout=120)
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    res = _run(workdir, "--rerun-incomplete")
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def _assert_same_cube(workdir: Path, reference: Path) -> None:
+    with (
+        xr.open_dataset(_results(workdir) / "cube.nc", engine="netcdf4") as got,
+        xr.open_dataset(reference / "cube.nc", engine="netcdf4") as want,
+    ):
+        xr.testing.assert_equal(got, want)  # data variables and coordinates, not attributes
+
+
+def reference_run(tmp_path_factory) -> Path:
+    """Working folder of one uninterrupted tiny sweep, made once per test session."""
+    workdir = tmp_path_factory.getbasetemp() / "nmmval_tiny_reference"
+    done = workdir / "DONE"
+    if not done.exists():
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        res = _run(workdir)
+        assert res.returncode == 0, res.stderr[-3000:]
+        counts = _job_counts(res.stdout + res.stderr)
+        assert _cell_jobs(counts) == 3 * N_CELLS and counts.get("gather") == 1, counts
+        done.touch()
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory) -> Path:
+    return reference_run(tmp_path_factory)
+
+
+def _copy_run(src: Path, dst: Path) -> Path:
+    """A finished run elsewhere, Snakemake's metadata and every mtime included."""
+    shutil.copytree(src, dst, symlinks=True)
+    (dst / "DONE").unlink(missing_ok=True)
+    return dst
+
+
+# ------------------------------------------------------------------ kill and resume
+@pytest.mark.slow
+def test_killed_during_simulate_then_compare_resumes_and_matches(reference, tmp_path):
+    """Two kills in one sweep: during the first simulate jobs, then during compare."""
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    res_dir = _results(workdir)
+
+    def simulating():
+        if not res_dir.exists():
+            return []
+        return _temporaries(workdir) + list((res_dir / "logs" / "simulate").rglob("*.log"))
+
+    _kill_when(_start(workdir, tmp_path / "first.log"), simulating)
+    assert not (res_dir / "cube.nc").exists()
+    before = _finished(workdir)
+
+    # the same command, after the kill: it refuses; the README's resume works
+    same = _run(workdir)
+    assert same.returncode != 0 and "LockException" in same.stderr
+    assert _run(workdir, "--unlock", timeout=120).returncode == 0
+
+    # resume, and kill again once compare jobs run
+    def comparing():
+        return list((res_dir / "logs" / "compare").rglob("*.log"))
+
+    proc = subprocess.Popen(
+        _command(workdir, "--rerun-incomplete"),
+        stdout=open(tmp_path / "second.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    _kill_when(proc, comparing)
+    second = (tmp_path / "second.log").read_text()
+    planned = _job_counts(second)
+    assert _cell_jobs(planned) == 3 * N_CELLS - len([p for p in before if p.suffix == ".nc"])
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items()), "finished files redone"
+    assert not (res_dir / "cube.nc").exists()
+
+    middle = _finished(workdir)
+    n_done = len([p for p in middle if p.suffix == ".nc"])
+    assert 0 < n_done < 3 * N_CELLS
+    res = _resume(workdir)
+    counts = _job_counts(res.stdout + res.stderr)
+    # exactly the missing cell jobs (the killed ones among them), then gather and figures
+    assert _cell_jobs(counts) == 3 * N_CELLS - n_done, counts
+    assert counts.get("gather") == 1 and counts.get("figures") == 1, counts
+    unchanged = [p for p, t in middle.items() if p.stat().st_mtime_ns == t]
+    assert len(unchanged) == len(middle), "a finished job was recomputed"
+    assert len(list((res_dir / "benchmarks").rglob("*.tsv"))) == 3 * N_CELLS
+    assert _temporaries(workdir) == [], "temporary files of killed writers left behind"
+    _assert_same_cube(workdir, reference)
+
+
+@pytest.mark.slow
+def test_killed_during_gather_resumes_only_gather_and_figures(reference, tmp_path):
+    workdir = _copy_run(reference, tmp_path / "run")
+    res_dir = _results(workdir)
+    (res_dir / "cube.nc").unlink()
+    (res_dir / "logs" / "gather.log").unlink()
+    before = _finished(workdir)
+
+    def gathering():
+        return [p for p in [res_dir / "logs" / "gather.log"] if p.exists()] + list(
+            res_dir.glob(".cube.nc.*.tmp.nc")
+        )
+
+    _kill_when(_start(workdir, tmp_path / "first.log"), gathering)
+    assert not (res_dir / "cube.nc").exists()
+    res = _resume(workdir)
+    counts = _job_counts(res.stdout + res.stderr)
+    assert counts == {"gather": 1, "figures": 1, "all": 1, "total": 3}, counts
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+    assert list(res_dir.glob(".cube.nc.*")) == []
+    _assert_same_cube(workdir, reference)
+
+
+# ------------------------------------------------------------------ corrupt input
+def _corrupt(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "random":
+        path.write_bytes(np.random.default_rng(8).bytes(len(data)))
+    elif how == "scribbled":  # a run of garbage in the middle, the header intact
+        mid = len(data) // 2
+        junk = np.random.default_rng(8).bytes(4096)
+        path.write_bytes(data[:mid] + junk + data[mid + len(junk) :])
+    else:  # pragma: no cover
+        raise ValueError(how)
+
+
+@pytest.mark.parametrize("how", ["truncated", "random", "scribbled"])
+def test_corrupt_network_file_is_named_in_one_line(tmp_path, capsys, how):
+    common = ["--config", str(TINY), *SMALL]
+    net, out = tmp_path / "network.nc", tmp_path / "masses.nc"
+    assert cli.main(["simulate", *common, *A_CELL, "--out", str(net)]) == 0
+    capsys.readouterr()
+    _corrupt(net, how)
+    code = cli.main(["masses", *common, "--network", str(net), "--out", str(out)])
+    lines = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"nmmval: {net}: corrupt network file ("), lines[0]
+    assert lines[0].endswith(")")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["network.nc"]
+
+
+@pytest.mark.slow
+def test_corrupt_cell_fails_its_job_and_a_rerun_redoes_that_cell_only(reference, tmp_path):
+    workdir = _copy_run(reference, tmp_path / "run")
+    res_dir = _results(workdir)
+    net = res_dir / "cells" / CELL / "network.nc"
+    _corrupt(net, "truncated")
+    before = _finished(workdir)
+
+    # the corrupt file is newer than its masses.nc: masses reruns on it and fails
+    res = _run(workdir)
+    assert res.returncode != 0
+    assert "Error in rule masses" in res.stdout + res.stderr
+    log = res_dir / "logs" / "masses" / f"{CELL}.log"
+    lines = log.read_text().splitlines()
+    rel = f"results/tiny/cells/{CELL}/network.nc"
+    assert len(lines) == 1 and lines[0].startswith(f"nmmval: {rel}: corrupt network file ("), lines
+
+    # the documented flag: --forcerun on the file plans exactly that cell's chain
+    dry = _run(workdir, "-n", "--forcerun", rel, timeout=120)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    chain = {"simulate": 1, "masses": 1, "compare": 1, "gather": 1, "figures": 1, "all": 1}
+    assert _job_counts(dry.stdout + dry.stderr) == chain | {"total": 6}
+
+    # delete the broken file, rerun: that cell only, then gather and figures
+    net.unlink()
+    res = _run(workdir)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _job_counts(res.stdout + res.stderr) == chain | {"total": 6}
+    redone = {p for p, t in before.items() if p.exists() and p.stat().st_mtime_ns != t}
+    cell = res_dir / "cells" / CELL
+    assert redone <= {cell / "masses.nc", cell / "compare.nc"} | {
+        res_dir / "benchmarks" / r / f"{CELL}.tsv" for r in CELL_JOBS
+    }, redone
+    assert (cell / "compare.nc") in redone
+    _assert_same_cube(workdir, reference)
+
+
+# ------------------------------------------------------------------ disk
+def _mount_tmpfs(folder: Path, options: str) -> None:
+    folder.mkdir()
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip() or res.returncode})")
+
+
+def _umount(folder: Path) -> None:
+    subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def test_read_only_folder_reports_the_path_and_leaves_nothing(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    _mount_tmpfs(ro, "ro,size=1m")
+    try:
+        out = ro / "cell" / "network.nc"
+        t0 = time.perf_counter()
+        assert (
+            cli.main(["simulate", "--config", str(TINY), *SMALL, *A_CELL, "--out", str(out)]) == 1
+        )
+        lines = capsys.readouterr().err.splitlines()
+        # checked before simulating: no progress line, no time lost
+        assert time.perf_counter() - t0 < 5.0
+        assert lines == [f"nmmval: {out}: cannot write (Read-only file system)"], lines
+        assert list(ro.rglob("*")) == []
+        out2 = ro / "masses.nc"
+        with pytest.raises(store.OutputError, match=rf"^{out2}: cannot write \("):
+            store.write_dataset(xr.Dataset({"a": ("t", np.arange(3.0))}), out2)
+        assert list(ro.rglob("*")) == []
+    finally:
+        _umount(ro)
+
+
+def test_full_disk_leaves_no_file_and_no_temporary(tmp_path, capsys):
+    full = tmp_path / "full"
+    _mount_tmpfs(full, "size=64k")
+    try:
+        out = full / "network.nc"
+        noise = np.random.default_rng(0).standard_normal(200_000)  # 1.6 MB, incompressible
+        ds = xr.Dataset({"V": ("time_ms", noise, {"units": "mV", "long_name": "noise"})})
+        with pytest.raises(store.OutputError) as err:
+            store.write_dataset(ds, out)
+        text = str(err.value)
+        assert text.startswith(f"{out}: cannot write (no space left on device") and "\n" not in text
+        assert list(full.iterdir()) == [], "a partial or temporary file was left"
+        # through the CLI: exit 1, one line naming the file, nothing left
+        # through the CLI, the disk nearly full (a small network file no longer fits)
+        filler = full / "filler"
+        filler.write_bytes(b"\0" * 56 * 1024)
+        argv = ["simulate", "--config", str(TINY), *SMALL, *A_CELL, "--out", str(out)]
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err.splitlines()
+        lines = [ln for ln in err if not ln.startswith("nmmval simulate p=")]  # progress lines
+        assert lines == [
+            f"nmmval: {out}: cannot write (no space left on device: NetCDF: HDF error)"
+        ]
+        assert list(full.iterdir()) == [filler]
+        filler.unlink()
+        # the disk is usable again after the failures: nothing leaked space
+        small = xr.Dataset({"a": ("t", np.arange(10.0))})
+        store.write_dataset(small, out)
+        assert [p.name for p in full.iterdir()] == ["network.nc"]
+    finally:
+        _umount(full)
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
+    out = tmp_path / "compare.nc"
+    host = store._HOST
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".compare.nc.{host}~{dead.pid}~abcd1234.tmp.nc"
+    alive = tmp_path / f".compare.nc.{host}~{os.getpid()}~abcd1234.tmp.nc"
+    other_host = tmp_path / f".compare.nc.{host}x~{dead.pid}~abcd1234.tmp.nc"
+    other_file = tmp_path / f".masses.nc.{host}~{dead.pid}~abcd1234.tmp.nc"
+    for f in (stale, alive, other_host, other_file):
+        f.write_bytes(b"partial")
+    store.write_dataset(xr.Dataset({"a": ("t", np.arange(3.0))}), out)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(p.name for p in (out, alive, other_host, other_file))
+
+
+# ------------------------------------------------------------------ long run
+@pytest.mark.slow
+def test_paper_length_run_at_the_most_violent_corner_stays_bounded():
+    """N = 10 000, T = 30 s, p = 1, λ = 1: V finite; v of free cells in [v_I, v_th]."""
+    params = config.load(PAPER)
+    v_I, v_th = params.network.v_I_mV, params.neuron.v_th_mV
+    seen = {"blocks": 0, "min": np.inf, "max": -np.inf}
+
+    def check(step, v_mV, refractory_steps):
+        assert np.isfinite(v_mV).all(), f"non-finite v at step {step}"
+        free = refractory_steps == 0
+        v_free = v_mV[free]
+        if v_free.size:
+            lo, hi = float(v_free.min()), float(v_free.max())
+            assert v_I <= lo and hi <= v_th, f"step {step}: v in [{lo}, {hi}] mV"
+            seen["min"], seen["max"] = min(seen["min"], lo), max(seen["max"], hi)
+        seen["blocks"] += 1
+
+    rec = simulate(params, 1.0, 1.0, 0, threads=2, on_block=check)
+    n_steps = params.simulation.n_steps
+    assert seen["blocks"] == -(-n_steps // 200)
+    assert np.isfinite(rec.V_mV).all() and rec.V_mV.size == n_steps
+    assert v_I <= rec.V_mV.min() and rec.V_mV.max() <= v_th
+    assert rec.rate_E_Hz > 0 and rec.n_I == 0
+    print(f"long run: v of free cells in [{seen['min']:.3f}, {seen['max']:.3f}] mV")
