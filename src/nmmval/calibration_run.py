@@ -1,0 +1,157 @@
+"""Run the calibration search of MODEL.md §7: ``python -m nmmval.calibration_run``.
+
+Stage 1 probes many candidates on the λ = 0.8 column and the fast corner
+(one seed, short window); stage 2 re-evaluates the best with more seeds and
+a longer window; ``--map`` simulates the full paper grid for one candidate.
+Every evaluated probe is appended to a TSV as soon as it is computed, so an
+interrupted search keeps what it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from nmmval import config
+from nmmval.calibrate import FREE, overrides, regime_metrics, sample_candidates, score
+
+STAGE1_CELLS = [(p, 0.8) for p in (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)] + [
+    (1.0, 0.9),
+    (1.0, 1.0),
+]
+
+
+def _params(base: Path, candidate: dict, T_ms: float, T0_ms: float):
+    extra = [f"simulation.T_ms={T_ms}", f"simulation.T0_ms={T0_ms}"]
+    return config.load(base, overrides(candidate) + extra)
+
+
+def evaluate(base, name, candidate, cells, seeds, T_ms, T0_ms, tsv: Path, threads=None):
+    """Simulate a candidate on ``cells`` x ``seeds``; append rows to ``tsv``; return its score."""
+    params = _params(base, candidate, T_ms, T0_ms)
+    regimes = []
+    if tsv.exists():  # rows of an interrupted evaluation of this candidate
+        with open(tsv, newline="") as fh:
+            rows = [r for r in csv.reader(fh, delimiter="\t") if r and r[0] != name]
+        with open(tsv, "w", newline="") as fh:
+            csv.writer(fh, delimiter="\t").writerows(rows)
+    new = not tsv.exists()
+    with open(tsv, "a", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t")
+        if new:
+            w.writerow(["candidate", *FREE, "T_ms", *regime_fields()])
+        for p, lam in cells:
+            for s in seeds:
+                r = regime_metrics(params, p, lam, s, threads=threads)
+                regimes.append(r)
+                d = r.as_dict()
+                w.writerow([name, *(candidate[k] for k in FREE), T_ms, *d.values()])
+                fh.flush()
+    return score(regimes)
+
+
+def regime_fields():
+    """Column names of a probe row."""
+    from dataclasses import fields
+
+    from nmmval.calibrate import Regime
+
+    return [f.name for f in fields(Regime)]
+
+
+def plot_regime_map(tsv: Path, png: Path) -> None:
+    """Rate, Spike-contrast, Fano factor and dominant frequency over the (p, λ) grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    with open(tsv) as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    ps = sorted({float(r["p"]) for r in rows})
+    lams = sorted({float(r["lam"]) for r in rows})
+    panels = [
+        ("rate_E_Hz", "E rate (Hz)", "viridis", True),
+        ("synchrony", "Spike-contrast", "magma", False),
+        ("fano", "Fano factor of the population count (1 ms)", "cividis", True),
+        ("peak_Hz", "dominant frequency (Hz)", "plasma", True),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 6.5), constrained_layout=True)
+    for ax, (key, label, cmap, log) in zip(axes.flat, panels, strict=True):
+        grid = np.full((len(lams), len(ps)), np.nan)
+        for i, lam in enumerate(lams):
+            for j, p in enumerate(ps):
+                vals = [
+                    float(r[key]) for r in rows if float(r["p"]) == p and float(r["lam"]) == lam
+                ]
+                grid[i, j] = np.nanmean(vals) if vals else np.nan
+        norm = matplotlib.colors.LogNorm(vmin=max(np.nanmin(grid), 1e-2)) if log else None
+        mesh = ax.pcolormesh(ps, lams, grid, shading="nearest", cmap=cmap, norm=norm)
+        fig.colorbar(mesh, ax=ax, label=label)
+        ax.set_xlabel("connection probability p")
+        ax.set_ylabel("excitatory fraction λ")
+        ax.set_title(label)
+    name = rows[0]["candidate"]
+    fig.suptitle(f"Regime map of candidate {name} (N = 10 000, mean over seeds)")
+    fig.savefig(png, dpi=110)
+
+
+def main(argv=None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(prog="python -m nmmval.calibration_run", description=__doc__)
+    ap.add_argument("--base", default="config/paper.yaml", help="config the candidates modify")
+    ap.add_argument("--search", default="config/calibration.yaml", help="search space and stages")
+    ap.add_argument("--out", default="docs/calibration", help="folder of the records")
+    ap.add_argument("--stage", choices=["1", "2", "map"], required=True)
+    ap.add_argument("--candidate", help="name of the candidate (stage map)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--plot", action="store_true", help="draw the regime map of stage map")
+    args = ap.parse_args(argv)
+    if args.plot:
+        out = Path(args.out)
+        plot_regime_map(out / "probes_stagemap.tsv", out / "regime_map.png")
+        return 0
+    spec = yaml.safe_load(Path(args.search).read_text())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cands = {c["name"]: {k: c[k] for k in FREE} for c in spec.get("candidates", [])}
+    s1 = spec["stage1"]
+    for i, c in enumerate(sample_candidates(s1["space"], s1["n_random"], s1["seed"])):
+        cands.setdefault(f"r{i:02d}", c)
+    scores_path = out / f"scores_stage{args.stage}.yaml"
+    scores = yaml.safe_load(scores_path.read_text()) if scores_path.exists() else {}
+    if args.stage == "1":
+        todo = list(cands)
+        cells, seeds, T, T0 = STAGE1_CELLS, [0], s1["T_ms"], s1["T0_ms"]
+    elif args.stage == "2":
+        s2 = spec["stage2"]
+        todo = s2["candidates"]
+        cells = [tuple(c) for c in s2["cells"]]
+        seeds, T, T0 = s2["seeds"], s2["T_ms"], s2["T0_ms"]
+    else:
+        sm = spec["map"]
+        todo = [args.candidate or sm["candidate"]]
+        cells = [(p, lam) for lam in sm["lam"] for p in sm["p"]]
+        seeds, T, T0 = sm["seeds"], sm["T_ms"], sm["T0_ms"]
+    tsv = out / f"probes_stage{args.stage}.tsv"
+    for name in todo:
+        if name in scores:
+            continue
+        t0 = time.time()
+        res = evaluate(args.base, name, cands[name], cells, seeds, T, T0, tsv, args.threads)
+        res = {k: (float(v) if not isinstance(v, bool) else v) for k, v in res.items()}
+        scores[name] = {"params": cands[name], "score": res, "seconds": round(time.time() - t0)}
+        scores_path.write_text(yaml.safe_dump(scores, sort_keys=False))
+        print(name, json.dumps(res), f"{time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
