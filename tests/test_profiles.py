@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,19 @@ def test_repo_slurm_profile_resolves_from_repo_root(fake_home, tmp_path):
 def test_repo_local_profile_resolves_from_repo_root(fake_home, tmp_path):
     out = _dry_run("profiles/local", cwd=REPO, workdir=tmp_path / "work", env=fake_home)
     assert "This was a dry-run" in out
+
+
+def test_cli_profile_install_and_refusal(tmp_path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    cmd = [sys.executable, "-m", "nmmval.cli", "profile", "install", "slurm"]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr
+    dest = tmp_path / "snakemake" / "slurm" / "config.v8+.yaml"
+    assert dest.exists()
+    dest.write_text(dest.read_text() + "\n# edited by the user\n")
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert again.returncode == 1
+    assert again.stderr.count("\n") == 1 and again.stderr.startswith("nmmval: ")
+    forced = subprocess.run([*cmd, "--force"], capture_output=True, text=True, env=env)
+    assert forced.returncode == 0
+    assert "edited by the user" not in dest.read_text()

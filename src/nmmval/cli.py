@@ -19,6 +19,7 @@ import xarray as xr
 
 from nmmval import config as cfgmod
 from nmmval import store
+from nmmval.profiles import ProfileError
 from nmmval.store import InputError, OutputError
 
 MODELS = ("LIF", "CFM", "MFM")
@@ -366,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (cfgmod.ConfigError, InputError, OutputError, FileExistsError) as exc:
+    except (cfgmod.ConfigError, InputError, OutputError, ProfileError) as exc:
         print(f"nmmval: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # e.g. figures into a read-only folder: name the path
