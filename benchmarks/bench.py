@@ -116,6 +116,8 @@ def run_child(cmd: list[str], label: str) -> dict:
     """Run one benchmark process; return its BENCH_RESULT plus its wall time."""
     log(f"{label}: {' '.join(cmd[1:])}")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if "nmmval_net.py" in cmd[1]:
+        env.update(NMMVAL_ENV)
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - t0
@@ -150,17 +152,44 @@ def best_of(cmd: list[str], label: str, repeat: int) -> dict:
     return best
 
 
+#: the config of this invocation: a snapshot, so that every child reads the same parameters
+#: even if config/paper.yaml changes while the benchmark runs
+CONFIG_SNAPSHOT = OUT / "config.snapshot.yaml"
+#: extra environment variables for the nmmval children (``--nmmval-env``)
+NMMVAL_ENV: dict[str, str] = {}
+
+
+def snapshot_config(path: Path, mode: str) -> dict:
+    """Copy the config for this run; return the parameters shown in the header."""
+    import yaml
+
+    global CONFIG_SNAPSHOT
+    OUT.mkdir(exist_ok=True)
+    text = path.read_text()
+    CONFIG_SNAPSHOT = OUT / f"{mode}.config.yaml"
+    CONFIG_SNAPSHOT.write_text(text)
+    cfg = yaml.safe_load(text)
+    net, neu = cfg["network"], cfg["neuron"]
+    return {
+        "config": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+        "params": (
+            f"ĝ_E/ĝ_I/ĝ_ext = {net['g_hat_E_nSms']}/{net['g_hat_I_nSms']}/"
+            f"{net['g_hat_ext_nSms']} nS·ms, p_ext = {net['p_ext']}, "
+            f"Q = {neu['noise_Q_V2ms'] * 1e6:g} mV²·ms, M = {net['M']}, "
+            f"ν_ext = {net['nu_ext_Hz']} Hz"
+        ),
+    }
+
+
 def nmmval_cmd(p: float, N: int, T_ms: float, threads: int, floor: bool = True) -> list[str]:
     cmd = [sys.executable, str(HERE / "nmmval_net.py"), "--p", repr(p), "--N", str(N)]
-    cmd += ["--T-ms", repr(T_ms), "--threads", str(threads)]
+    cmd += ["--T-ms", repr(T_ms), "--threads", str(threads), "--config", str(CONFIG_SNAPSHOT)]
     return cmd + ([] if floor else ["--no-floor"])
 
 
 def brian2_cmd(p: float, N: int, T_ms: float) -> list[str]:
-    return [str(VENV_PY), str(HERE / "brian2_net.py"), "--p", repr(p), "--N", str(N)] + [
-        "--T-ms",
-        repr(T_ms),
-    ]
+    cmd = [str(VENV_PY), str(HERE / "brian2_net.py"), "--p", repr(p), "--N", str(N)]
+    return cmd + ["--T-ms", repr(T_ms), "--config", str(CONFIG_SNAPSHOT)]
 
 
 # ---------------------------------------------------------------- formatting
@@ -188,7 +217,13 @@ def header(info: dict, extra: str) -> str:
         f"- date: {info['date']}; nmmval commit {info['commit']}\n"
         f"- machine: {info['cpu']}, {info['cores']} cores, {info['mem_GB']} GB RAM, "
         f"Python {info['python']}\n"
-        f"- load average (1, 5, 15 min) at start: {la}"
+        f"- parameters: {info['config']} ({info['params']})\n"
+        + (
+            f"- nmmval environment: {' '.join(f'{k}={v}' for k, v in NMMVAL_ENV.items())}\n"
+            if NMMVAL_ENV
+            else ""
+        )
+        + f"- load average (1, 5, 15 min) at start: {la}"
     )
 
 
@@ -308,7 +343,7 @@ def cmd_compare(args) -> int:
     N, T_ms, ps = (2000, 200.0, QUICK_P) if args.quick else (10_000, 1000.0, COMPARE_P)
     if args.p:
         ps = args.p
-    info = machine()
+    info = machine() | snapshot_config(Path(args.config), "compare" + ("_quick" * args.quick))
     sides = args.sides.split(",")
     if "brian2" in sides:
         info["brian2"] = ensure_brian2_venv()
@@ -324,9 +359,9 @@ def cmd_compare(args) -> int:
         rows.append(row)
     info["load_avg_end"] = os.getloadavg()
     title = (
-        f"### nmmval vs Brian2 {info.get('brian2', '')} (cpp_standalone): N = {N}, λ = 0.8, "
-        f"T = {T_ms / 1000:g} s, dt = 0.1 ms, config/paper.yaml"
-        + (" — QUICK smoke run" if args.quick else "")
+        f"### nmmval vs Brian2 {info.get('brian2', '(not run)')} (cpp_standalone): "
+        f"N = {N}, λ = 0.8, "
+        f"T = {T_ms / 1000:g} s, dt = 0.1 ms" + (" — QUICK smoke run" if args.quick else "")
     )
     md = "\n\n".join(
         [
@@ -348,7 +383,7 @@ def cmd_scaling(args) -> int:
     else:
         Ns, T_ms, T_big, k = SCALING_N, 1000.0, args.T_large_ms, 100
     p_fixed = 0.01
-    info = machine()
+    info = machine() | snapshot_config(Path(args.config), "scaling" + ("_quick" * args.quick))
     series = []
     for label, p_of in (
         (f"fixed in-degree k = {k}", lambda n: k / n),
@@ -421,9 +456,8 @@ def cmd_scaling(args) -> int:
             f"N = {a['N']} (time/step ∝ work^{expo:.2f}); growth no faster than linear "
             f"(ratio ≤ 1.25): {'MET' if ratio <= 1.25 else 'NOT MET'}"
         )
-    title = (
-        f"### nmmval scaling in N ({args.threads} threads): λ = 0.8, dt = 0.1 ms, "
-        f"config/paper.yaml" + (" — QUICK smoke run" if args.quick else "")
+    title = f"### nmmval scaling in N ({args.threads} threads): λ = 0.8, dt = 0.1 ms" + (
+        " — QUICK smoke run" if args.quick else ""
     )
     note = (
         "time/step = loop / steps; rate = mean rate of all N cells over the run; "
@@ -452,6 +486,16 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument(
         "--repeat", type=int, default=1, help="runs per row; the fastest whole process is kept"
     )
+    common.add_argument(
+        "--config", default=str(ROOT / "config" / "paper.yaml"), help="parameters (both sides)"
+    )
+    common.add_argument(
+        "--nmmval-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment variable for the nmmval processes (e.g. OMP_WAIT_POLICY=passive)",
+    )
     c = sub.add_parser("compare", parents=[common], help="nmmval vs Brian2 side by side")
     c.add_argument("--p", type=float, nargs="+", help="connection probabilities to run")
     c.add_argument(
@@ -464,6 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     s.set_defaults(func=cmd_scaling)
     args = ap.parse_args(argv)
+    for item in args.nmmval_env:
+        key, _, value = item.partition("=")
+        NMMVAL_ENV[key] = value
     return args.func(args)
 
 
