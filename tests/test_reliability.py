@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+import yaml
 
 from nmmval import cli, config, store
 from nmmval.lif import simulate
@@ -42,11 +43,28 @@ A_CELL = ["--p", "0.1", "--lam", "0.8", "--seed", "0"]
 
 
 # ------------------------------------------------------------------ helpers
+#: the tiny config with every default filled in, written once per session (see
+#: :func:`pinned_tiny`): runs of one session compare equal even if someone
+#: changes a schema default meanwhile
+_PINNED: dict[str, Path] = {}
+
+
+def pinned_tiny(tmp_path_factory) -> Path:
+    """tests/data/tiny.yaml, resolved (defaults filled in) once for the session."""
+    path = tmp_path_factory.getbasetemp() / "tiny.pinned.yaml"
+    if not path.exists():
+        resolved = config.validate(yaml.safe_load(TINY.read_text()))
+        path.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    _PINNED["tiny"] = path
+    return path
+
+
 def _command(workdir: Path, *extra: str) -> list[str]:
     """The tiny sweep's command (the one a user would type), plus extra flags."""
+    configfile = _PINNED.get("tiny", TINY)
     return [
         "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
-        "--configfile", str(TINY), "-c", "2", *extra,
+        "--configfile", str(configfile), "-c", "2", *extra,
     ]  # fmt: skip
 
 
@@ -134,13 +152,14 @@ def _resume(workdir: Path) -> subprocess.CompletedProcess:
 def _assert_same_cube(workdir: Path, reference: Path) -> None:
     with (
         xr.open_dataset(_results(workdir) / "cube.nc", engine="netcdf4") as got,
-        xr.open_dataset(reference / "cube.nc", engine="netcdf4") as want,
+        xr.open_dataset(_results(reference) / "cube.nc", engine="netcdf4") as want,
     ):
         xr.testing.assert_equal(got, want)  # data variables and coordinates, not attributes
 
 
 def reference_run(tmp_path_factory) -> Path:
     """Working folder of one uninterrupted tiny sweep, made once per test session."""
+    pinned_tiny(tmp_path_factory)
     workdir = tmp_path_factory.getbasetemp() / "nmmval_tiny_reference"
     done = workdir / "DONE"
     if not done.exists():
@@ -206,15 +225,16 @@ def test_killed_during_simulate_then_compare_resumes_and_matches(reference, tmp_
     assert not (res_dir / "cube.nc").exists()
 
     middle = _finished(workdir)
-    n_done = len([p for p in middle if p.suffix == ".nc"])
-    assert 0 < n_done < 3 * N_CELLS
+    done_nc = [p for p in middle if p.suffix == ".nc"]
+    assert 0 < len(done_nc) < 3 * N_CELLS
     res = _resume(workdir)
     counts = _job_counts(res.stdout + res.stderr)
-    # exactly the missing cell jobs (the killed ones among them), then gather and figures
-    assert _cell_jobs(counts) == 3 * N_CELLS - n_done, counts
+    # a job killed between its rename and Snakemake's bookkeeping is incomplete and
+    # redone (at most one per core); every other finished job is kept
+    redone = [p for p in done_nc if p.stat().st_mtime_ns != middle[p]]
+    assert len(redone) <= 2, redone
+    assert _cell_jobs(counts) == 3 * N_CELLS - len(done_nc) + len(redone), counts
     assert counts.get("gather") == 1 and counts.get("figures") == 1, counts
-    unchanged = [p for p, t in middle.items() if p.stat().st_mtime_ns == t]
-    assert len(unchanged) == len(middle), "a finished job was recomputed"
     assert len(list((res_dir / "benchmarks").rglob("*.tsv"))) == 3 * N_CELLS
     assert _temporaries(workdir) == [], "temporary files of killed writers left behind"
     _assert_same_cube(workdir, reference)
@@ -291,23 +311,31 @@ def test_corrupt_cell_fails_its_job_and_a_rerun_redoes_that_cell_only(reference,
     rel = f"results/tiny/cells/{CELL}/network.nc"
     assert len(lines) == 1 and lines[0].startswith(f"nmmval: {rel}: corrupt network file ("), lines
 
-    # the documented flag: --forcerun on the file plans exactly that cell's chain
-    dry = _run(workdir, "-n", "--forcerun", rel, timeout=120)
-    assert dry.returncode == 0, dry.stderr[-2000:]
+    # the same command fails again on the same file (it stays newer than masses.nc)
     chain = {"simulate": 1, "masses": 1, "compare": 1, "gather": 1, "figures": 1, "all": 1}
-    assert _job_counts(dry.stdout + dry.stderr) == chain | {"total": 6}
+    dry = _run(workdir, "-n", timeout=120)
+    assert dry.returncode == 0
+    again = _job_counts(dry.stdout + dry.stderr)
+    assert again.get("masses") == 1 and "simulate" not in again, again
 
-    # delete the broken file, rerun: that cell only, then gather and figures
-    net.unlink()
-    res = _run(workdir)
+    # deleting files is NOT enough: the cube is up to date, and Snakemake does not
+    # remake missing inputs of an existing output (network.nc, or the whole cell)
+    cell = res_dir / "cells" / CELL
+    shutil.move(cell, tmp_path / "broken_cell")
+    dry = _run(workdir, "-n", timeout=120)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
+    shutil.move(tmp_path / "broken_cell", cell)
+
+    # the fix: --forcerun on the broken file redoes that cell only, then gather and figures
+    res = _run(workdir, "--forcerun", rel)
     assert res.returncode == 0, res.stderr[-3000:]
     assert _job_counts(res.stdout + res.stderr) == chain | {"total": 6}
     redone = {p for p, t in before.items() if p.exists() and p.stat().st_mtime_ns != t}
-    cell = res_dir / "cells" / CELL
-    assert redone <= {cell / "masses.nc", cell / "compare.nc"} | {
-        res_dir / "benchmarks" / r / f"{CELL}.tsv" for r in CELL_JOBS
-    }, redone
-    assert (cell / "compare.nc") in redone
+    this_cell = {cell / f"{r}.nc" for r in ("network", "masses", "compare")}
+    this_cell |= {res_dir / "benchmarks" / r / f"{CELL}.tsv" for r in CELL_JOBS}
+    assert redone == this_cell, redone ^ this_cell
+    assert {p for p in before if not p.exists()} == set(), "a file of another cell was lost"
+    assert all((cell / f"{k}.nc").is_file() for k in ("network", "masses", "compare"))
     _assert_same_cube(workdir, reference)
 
 
@@ -324,7 +352,9 @@ def _mount_tmpfs(folder: Path, options: str) -> None:
 
 
 def _umount(folder: Path) -> None:
-    subprocess.run(["umount", str(folder)], capture_output=True)
+    # lazily: after a failed write HDF5 may still hold the (deleted) file open
+    if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def test_read_only_folder_reports_the_path_and_leaves_nothing(tmp_path, capsys):
