@@ -81,18 +81,20 @@ def plot_regime_map(tsv: Path, png: Path) -> None:
         ("rate_E_Hz", "E rate (Hz)", "viridis", True),
         ("synchrony", "Spike-contrast", "magma", False),
         ("fano", "Fano factor of the population count (1 ms)", "cividis", True),
-        ("peak_Hz", "dominant frequency (Hz)", "plasma", True),
+        ("peak_Hz", "peak frequency (Hz), blank: Fano < 3", "plasma", True),
     ]
     fig, axes = plt.subplots(2, 2, figsize=(12, 6.5), constrained_layout=True)
     for ax, (key, label, cmap, log) in zip(axes.flat, panels, strict=True):
         grid = np.full((len(lams), len(ps)), np.nan)
         for i, lam in enumerate(lams):
             for j, p in enumerate(ps):
-                vals = [
-                    float(r[key]) for r in rows if float(r["p"]) == p and float(r["lam"]) == lam
-                ]
-                grid[i, j] = np.nanmean(vals) if vals else np.nan
+                cell = [r for r in rows if float(r["p"]) == p and float(r["lam"]) == lam]
+                if key == "peak_Hz":  # asynchronous (Fano < 3): no dominant frequency
+                    cell = [r for r in cell if float(r["fano"]) > 3]
+                vals = [float(r[key]) for r in cell]
+                grid[i, j] = np.mean(vals) if vals else np.nan
         norm = matplotlib.colors.LogNorm(vmin=max(np.nanmin(grid), 1e-2)) if log else None
+        ax.set_facecolor("0.85")
         mesh = ax.pcolormesh(ps, lams, grid, shading="nearest", cmap=cmap, norm=norm)
         fig.colorbar(mesh, ax=ax, label=label)
         ax.set_xlabel("connection probability p")
@@ -109,7 +111,7 @@ def main(argv=None) -> int:
     ap.add_argument("--base", default="config/paper.yaml", help="config the candidates modify")
     ap.add_argument("--search", default="config/calibration.yaml", help="search space and stages")
     ap.add_argument("--out", default="docs/calibration", help="folder of the records")
-    ap.add_argument("--stage", choices=["1", "2", "map"], required=True)
+    ap.add_argument("--stage", choices=["1", "2", "map"], help="which stage to run")
     ap.add_argument("--candidate", help="name of the candidate (stage map)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--plot", action="store_true", help="draw the regime map of stage map")
@@ -118,6 +120,8 @@ def main(argv=None) -> int:
         out = Path(args.out)
         plot_regime_map(out / "probes_stagemap.tsv", out / "regime_map.png")
         return 0
+    if args.stage is None:
+        ap.error("give --stage 1, 2 or map (or --plot)")
     spec = yaml.safe_load(Path(args.search).read_text())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
