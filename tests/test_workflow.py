@@ -176,6 +176,9 @@ def test_tiny_run_produces_the_cube_and_every_figure(tiny_run):
     assert cube.attrs["Conventions"].startswith("CF-")
     assert "nmmval_version" in cube.attrs
     assert yaml.safe_load(cube.attrs["config"])["run"] == "tiny"
+    # no cell of the tiny grid is silent: no constant-potential cell is flagged
+    assert cube.attrs["constant_potential_cells"] == "none"
+    assert cube["spectrum"].attrs["zero_cells"] == "none"
 
     # NaN only where flagged, and only synchrony may have any
     for name, var in cube.data_vars.items():

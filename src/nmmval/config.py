@@ -10,6 +10,7 @@ key, the value and what is allowed, e.g. ``network.p_ext: 1.7 is not in
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -29,10 +30,15 @@ def schema_path() -> Path:
     return Path(str(resources.files("nmmval") / "config.schema.yaml"))
 
 
-def load_schema() -> dict:
-    """The config schema as a dict."""
+@functools.cache
+def _schema() -> dict:
     with open(schema_path()) as fh:
         return yaml.safe_load(fh)
+
+
+def load_schema() -> dict:
+    """The config schema as a dict (a fresh copy; the file is read once)."""
+    return copy.deepcopy(_schema())
 
 
 def _fill_defaults(validator_class):
@@ -106,6 +112,18 @@ def _check_relations(cfg: dict) -> None:
             )
 
 
+def _non_finite(node, path=()):
+    """(path, value) of every NaN or infinite number in a config tree."""
+    if isinstance(node, float) and not math.isfinite(node):
+        yield path, node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _non_finite(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _non_finite(v, (*path, i))
+
+
 def validate(cfg: dict) -> dict:
     """Validate a config dict and return a copy with every default filled in.
 
@@ -117,6 +135,8 @@ def validate(cfg: dict) -> dict:
     cfg = copy.deepcopy(cfg)
     if not isinstance(cfg, dict):
         raise ConfigError(f"<config>: {cfg!r} is not a mapping")
+    for path, value in _non_finite(cfg):
+        raise ConfigError(f"{_key(path)}: {value!r} is not a finite number")
     errors = sorted(_Validator(load_schema()).iter_errors(cfg), key=lambda e: _key(e.absolute_path))
     if errors:
         raise ConfigError(_describe(errors[0]))

@@ -56,6 +56,10 @@ _PERM_STREAM = 0x6368_6932  # "chi2"
 _NAN_REASON = {
     "synchrony": "no spike train has two spikes in [T0, T) (Spike-contrast undefined)",
 }
+_ZERO_CONVENTION = (
+    "constant potential (silent network): spectrum 0, median 0 Hz, chi2 1 against a non-zero "
+    "spectrum and 0 between two zero ones (p = 1), rho 0, tau_max 0 ms, rho_p 0.5"
+)
 _NAN_DEFAULT = "undefined in the cell's compare.nc (e.g. a constant trace)"
 
 
@@ -213,9 +217,9 @@ def gather(params, results_dir: Path, out_path: Path) -> None:
                 ds.close()
             mean_power = power.mean(axis=0)
             total = mean_power.sum(axis=-1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                spectrum[i, j] = mean_power[:, :n_f] / total[:, None]
-                spectrum_above[i, j] = mean_power[:, n_f] / total
+            safe = np.where(total > 0, total, 1.0)  # a zero spectrum (constant V) stays zero
+            spectrum[i, j] = mean_power[:, :n_f] / safe[:, None]
+            spectrum_above[i, j] = mean_power[:, n_f] / safe
             for m in range(n_mod):
                 median[i, j, m] = median_frequency(freq_ext, mean_power[m])
             for k_mass, mass in enumerate(MASSES):
@@ -390,6 +394,15 @@ def gather(params, results_dir: Path, out_path: Path) -> None:
             nan_vars.append(name)
             da.attrs["nan_cells"] = "; ".join(cells)
             da.attrs["nan_reason"] = _NAN_REASON.get(name, _NAN_DEFAULT)
+    zero = [
+        f"p={p:.3f} lam={lam:.3f} model={m}"
+        for i, p in enumerate(c["p"])
+        for j, lam in enumerate(c["lam"])
+        for k, m in enumerate(MODELS)
+        if not (spectrum[i, j, k].any() or spectrum_above[i, j, k])
+    ]
+    cube["spectrum"].attrs["zero_cells"] = "; ".join(zero) or "none"
+    cube["spectrum"].attrs["zero_convention"] = _ZERO_CONVENTION
     cube.attrs = store.global_attrs(
         params,
         run=params.run,
@@ -398,6 +411,7 @@ def gather(params, results_dir: Path, out_path: Path) -> None:
         n_cells=n_p * n_l * n_s,
         source=f"{results_dir}/cells/{store.CELL_PATTERN}/compare.nc",
         nan_variables=", ".join(nan_vars) if nan_vars else "none",
+        constant_potential_cells=cube["spectrum"].attrs["zero_cells"],
         comment=(
             "Seeds combined as MODEL.md section 6: spectra averaged then normalised; "
             "rho by Fisher z mean, tau_max by median, p-values by Stouffer."
