@@ -151,7 +151,7 @@ def _check_same_config(params, ds: xr.Dataset, path) -> None:
 
 def cmd_masses(args) -> None:
     """Drive CFM and MFM with a network's recorded input; write masses.nc."""
-    from nmmval.masses import cfm, mfm
+    from nmmval.masses import cfm, divergence_step, mfm
 
     t0 = time.perf_counter()
     params = cfgmod.load(args.config, args.set)
@@ -160,21 +160,25 @@ def cmd_masses(args) -> None:
     store.check_writable(args.out)
     vbar = float(net["Vbar_mV"])
     phi = _phi(net)
-    v_cfm = cfm(phi, params, vbar)
-    v_mfm = mfm(phi, params, vbar)
+    t_ms = net["time_ms"].values
+    long_names = {
+        "V_cfm": "conventional Freeman model, constant Vbar (Eq. 20)",
+        "V_mfm": "modified Freeman model, V(t) (Eq. 24)",
+    }
+    data = {}
+    for name, v in (("V_cfm", cfm(phi, params, vbar)), ("V_mfm", mfm(phi, params, vbar))):
+        k = divergence_step(v)
+        extra = {"diverged_at_ms": "none"}
+        if k is not None:  # no value from here on: NaN, flagged
+            v = v.copy()
+            v[k:] = np.nan
+            extra = {
+                "diverged_at_ms": float(t_ms[k]),
+                "comment": "the model diverged (|V| beyond float32) at diverged_at_ms; NaN after",
+            }
+        data[name] = ("time_ms", v.astype(np.float32), _attrs("mV", long_names[name], **extra))
     ds = xr.Dataset(
-        {
-            "V_cfm": (
-                "time_ms",
-                v_cfm.astype(np.float32),
-                _attrs("mV", "conventional Freeman model, constant Vbar (Eq. 20)"),
-            ),
-            "V_mfm": (
-                "time_ms",
-                v_mfm.astype(np.float32),
-                _attrs("mV", "modified Freeman model, V(t) (Eq. 24)"),
-            ),
-        },
+        data,
         coords={"time_ms": net["time_ms"]},
         attrs=store.global_attrs(
             params,
@@ -206,19 +210,26 @@ def cmd_compare(args) -> None:
         "CFM": mas["V_cfm"].values[n0:].astype(np.float64),
         "MFM": mas["V_mfm"].values[n0:].astype(np.float64),
     }
+    # a mass model that diverged (NaN in masses.nc) has no spectrum and no correlation
+    diverged = {m: bool(np.isnan(v).any()) for m, v in series.items()}
     power, tail, median = [], [], []
     for m in MODELS:
-        freq, P = power_spectrum(series[m], dt)
+        freq, P = power_spectrum(np.nan_to_num(series[m]), dt)
         keep = freq <= params.analysis.fmax_store_Hz
-        power.append(P[keep])
-        tail.append(P[~keep].sum())
-        median.append(median_frequency(freq, P))
+        power.append(np.where(diverged[m], np.nan, P[keep]))
+        tail.append(np.nan if diverged[m] else P[~keep].sum())
+        median.append(np.nan if diverged[m] else median_frequency(freq, P))
     freq = freq[keep]
     xc, tau, rho, neff, pval = [], [], [], [], []
     for m in MASSES:
-        lags, r = lagged_correlation(series["LIF"], series[m], dt, params.analysis.max_lag_ms)
+        lags, r = lagged_correlation(
+            series["LIF"], np.nan_to_num(series[m]), dt, params.analysis.max_lag_ms
+        )
         t_max, r_max = best_lag(lags, r)
-        n_eff = effective_n(series["LIF"], series[m])
+        n_eff = effective_n(series["LIF"], np.nan_to_num(series[m]))
+        if diverged[m]:
+            r = np.full_like(r, np.nan)
+            t_max = r_max = n_eff = np.nan
         xc.append(r)
         tau.append(t_max)
         rho.append(r_max)
@@ -258,6 +269,16 @@ def cmd_compare(args) -> None:
                 "mass",
                 np.array(pval),
                 _attrs("1", "one-sided Fisher-z p-value of rho_max > 0 with n_eff"),
+            ),
+            "diverged": (
+                "model",
+                np.array([diverged[m] for m in MODELS], dtype=np.int8),
+                _attrs(
+                    "1",
+                    "1 if the model's V diverged in [T0, T) (its measures are NaN)",
+                    flag_values=[0, 1],
+                    flag_meanings="finite diverged",
+                ),
             ),
             **scalars,
         },

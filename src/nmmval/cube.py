@@ -60,6 +60,10 @@ _ZERO_CONVENTION = (
     "constant potential (silent network): spectrum 0, median 0 Hz, chi2 1 against a non-zero "
     "spectrum and 0 between two zero ones (p = 1), rho 0, tau_max 0 ms, rho_p 0.5"
 )
+_NAN_DIVERGED = (
+    "the mass model diverged in at least one seed of the cell (see diverged_seed), "
+    "or the quantity is undefined in the cell's compare.nc"
+)
 _NAN_DEFAULT = "undefined in the cell's compare.nc (e.g. a constant trace)"
 
 
@@ -184,6 +188,7 @@ def gather(params, results_dir: Path, out_path: Path) -> None:
         k: np.full((n_p, n_l, n_s), nan) for k in ("synchrony", "rate_E_Hz", "rate_I_Hz", "Vbar_mV")
     }
     median_seed = np.full((n_p, n_l, n_s, n_mod), nan)
+    diverged_seed = np.zeros((n_p, n_l, n_s, n_mod), dtype=np.int8)
     per_seed_mass = {
         k: np.full((n_p, n_l, n_s, n_mas), nan) for k in ("tau_max_ms", "rho_max", "rho_p", "n_eff")
     }
@@ -209,6 +214,8 @@ def gather(params, results_dir: Path, out_path: Path) -> None:
                 for name, arr in seed_scalars.items():
                     arr[i, j, k] = float(ds[name])
                 median_seed[i, j, k] = ds["median_freq_Hz"].values
+                if "diverged" in ds:
+                    diverged_seed[i, j, k] = ds["diverged"].values
                 for name, arr in per_seed_mass.items():
                     arr[i, j, k] = ds[name].values
                 power[k, :, :n_f] = ds["power"].values
@@ -220,10 +227,14 @@ def gather(params, results_dir: Path, out_path: Path) -> None:
             safe = np.where(total > 0, total, 1.0)  # a zero spectrum (constant V) stays zero
             spectrum[i, j] = mean_power[:, :n_f] / safe[:, None]
             spectrum_above[i, j] = mean_power[:, n_f] / safe
+            bad = diverged_seed[i, j].any(axis=0)  # per model: diverged in some seed
             for m in range(n_mod):
-                median[i, j, m] = median_frequency(freq_ext, mean_power[m])
+                if not bad[m]:
+                    median[i, j, m] = median_frequency(freq_ext, mean_power[m])
             for k_mass, mass in enumerate(MASSES):
                 m = MODELS.index(mass)
+                if bad[m]:  # no spectrum or correlation to combine: NaN, flagged
+                    continue
                 chi2[i, j, k_mass] = chi2_statistic(mean_power[0], mean_power[m])
                 chi2_paper[i, j, k_mass] = chi2_pvalue_paper(
                     mean_power[0], mean_power[m], c["n_samples"]
@@ -243,6 +254,16 @@ def gather(params, results_dir: Path, out_path: Path) -> None:
     alpha = params.analysis.alpha
     pls, plm, plsm = ("p", "lam", "seed"), ("p", "lam", "mass"), ("p", "lam", "seed", "mass")
     data = {
+        "diverged_seed": (
+            ("p", "lam", "seed", "model"),
+            diverged_seed,
+            _attrs(
+                "1",
+                "1 if the model's V diverged in [T0, T) in this seed (its measures are NaN)",
+                flag_values=[0, 1],
+                flag_meanings="finite diverged",
+            ),
+        ),
         "synchrony": (
             pls,
             seed_scalars["synchrony"],
@@ -393,7 +414,8 @@ def gather(params, results_dir: Path, out_path: Path) -> None:
         if cells:
             nan_vars.append(name)
             da.attrs["nan_cells"] = "; ".join(cells)
-            da.attrs["nan_reason"] = _NAN_REASON.get(name, _NAN_DEFAULT)
+            reason = _NAN_DIVERGED if diverged_seed.any() else _NAN_DEFAULT
+            da.attrs["nan_reason"] = _NAN_REASON.get(name, reason)
     zero = [
         f"p={p:.3f} lam={lam:.3f} model={m}"
         for i, p in enumerate(c["p"])

@@ -193,3 +193,25 @@ def mfm(phi: Mapping[str, np.ndarray], params: Params, v0_mV: float) -> np.ndarr
         float(params.masses.tau_s_ms),
         float(v0_mV),
     )
+
+
+#: largest magnitude a stored potential can have (float32); beyond it a model has diverged
+DIVERGENCE_LIMIT_mV = float(np.finfo(np.float32).max)
+
+
+def divergence_step(v_mV: np.ndarray) -> int | None:
+    """First step at which a mass model's potential left the representable range.
+
+    Eq. 24 multiplies the input rate by the model's own V; with the bursts of
+    high-rate synchrony (thousands of arrivals per neuron in one step) the
+    MFM can grow without bound, also with finer time steps (it is the model,
+    not the Euler scheme). Such a trace has no value from this step on.
+
+    Returns
+    -------
+    int or None
+        Index of the first non-finite value or value beyond
+        :data:`DIVERGENCE_LIMIT_mV` in magnitude; None if the trace stays finite.
+    """
+    bad = ~(np.abs(v_mV) <= DIVERGENCE_LIMIT_mV)
+    return int(np.argmax(bad)) if bad.any() else None
