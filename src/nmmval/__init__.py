@@ -7,12 +7,15 @@ Neural Mass Models", Front. Comput. Neurosci. 14:581040.
 import os
 from importlib.metadata import PackageNotFoundError, version
 
-# The kernels synchronise their threads at every time step. GNU OpenMP's
-# default busy-waiting there turns any other process on the cores (a shared
-# node, a second job) into a many-fold slowdown (benchmarks/README.md); sleeping
-# waiters cost little. Set before Numba starts its OpenMP runtime; a value the
-# user exported wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# The kernels synchronise their threads at every time step (~0.1 ms of work).
+# GNU OpenMP's default spin of ~300 000 iterations before sleeping turns any
+# other process on the cores into a many-fold slowdown, and sleeping at once
+# (OMP_WAIT_POLICY=passive) makes every barrier pay a wake-up. A short spin is
+# best of both (benchmarks/README.md: N = 10 000, p = 0.01, 1 s on 2 threads:
+# loop 0.92 s idle and 5.3 s beside two busy processes, against 2.57 s and
+# 4.2 s passive, 32.6 s with a 100 000 spin). Set before Numba starts its
+# OpenMP runtime; a value the user exported wins.
+os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 try:
     __version__ = version("nmmval")
