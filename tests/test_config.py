@@ -56,7 +56,9 @@ def test_defaults_filled_from_schema():
 
 def test_params_are_frozen_and_typed(quick_params):
     assert quick_params.neuron.tau_m_ms == 20.0
-    assert quick_params.neuron.noise_Q_mV2ms == pytest.approx(1e6 * quick_params.neuron.noise_Q_V2ms)
+    assert quick_params.neuron.noise_Q_mV2ms == pytest.approx(
+        1e6 * quick_params.neuron.noise_Q_V2ms
+    )
     assert quick_params.simulation.n_steps == 30000
     with pytest.raises(AttributeError):
         quick_params.network.N = 5

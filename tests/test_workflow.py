@@ -24,11 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 TINY = REPO / "tests" / "data" / "tiny.yaml"
 PAPER = REPO / "config" / "paper.yaml"
-PY_FILES = [
-    "src/nmmval/cube.py",
-    "src/nmmval/figures.py",
-    "tests/test_workflow.py",
-]
+#: everything ruff lints and formats: the package, the tests, the benchmarks
+PY_FILES = ["src", "tests", "benchmarks"]
 FIGURES = ["synchrony", "median_frequency", "fig4_chi2", "fig5_xcorr", "rates"]
 CELL_JOBS = ("simulate", "masses", "compare")
 
