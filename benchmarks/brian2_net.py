@@ -40,16 +40,9 @@ import shutil  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from procstat import vm_hwm_bytes  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-
-
-def vm_hwm_bytes() -> int:
-    """Peak resident set size of this process (VmHWM), bytes."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return -1
 
 
 def main(argv: list[str] | None = None) -> int:

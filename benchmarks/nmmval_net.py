@@ -27,21 +27,13 @@ from pathlib import Path  # noqa: E402
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import prange  # noqa: E402
+from procstat import vm_hwm_bytes  # noqa: E402
 
 from nmmval import config as nconfig  # noqa: E402
 from nmmval import lif  # noqa: E402
 from nmmval.rng import ZIGGURAT, seed_states, standard_normal  # noqa: E402
 
 IMPORT_S = time.perf_counter() - T_PROCESS
-
-
-def vm_hwm_bytes() -> int:
-    """Peak resident set size of this process (VmHWM), bytes."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return -1
 
 
 def main(argv: list[str] | None = None) -> int:
