@@ -133,6 +133,7 @@ def noise_floor(N: int, n_steps: int, seed: int) -> float:
 @numba.njit(parallel=True, cache=True)
 def _floor_kernel(states, N, n_steps, chunk, zig):
     n_chunks = states.shape[0]
+    kn, wn, fn = zig[0], zig[1], zig[2]
     sums = np.zeros(n_chunks)
     for c in prange(n_chunks):
         lo = c * chunk
@@ -141,7 +142,7 @@ def _floor_kernel(states, N, n_steps, chunk, zig):
         acc = 0.0
         for _ in range(n_steps):
             for _i in range(lo, hi):
-                x, s0, s1, s2, s3 = standard_normal(s0, s1, s2, s3, zig)
+                x, s0, s1, s2, s3 = standard_normal(s0, s1, s2, s3, kn, wn, fn)
                 acc += x
         sums[c] = acc
         states[c, 0], states[c, 1], states[c, 2], states[c, 3] = s0, s1, s2, s3

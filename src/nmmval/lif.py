@@ -147,6 +147,7 @@ def _run_block(
     inc_I = consts[13]
     inc_X = consts[14]
     n_ref = np.int32(consts[15])
+    kn, wn, fn = zig[0], zig[1], zig[2]
     n_chunks = (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS
     chunk_sum = np.zeros(n_chunks)
     chunk_nspk = np.zeros(n_chunks, dtype=np.int64)
@@ -184,7 +185,7 @@ def _run_block(
                 if ref[i] > 0:
                     ref[i] -= 1
                 else:
-                    xi, s0, s1, s2, s3 = standard_normal(s0, s1, s2, s3, zig)
+                    xi, s0, s1, s2, s3 = standard_normal(s0, s1, s2, s3, kn, wn, fn)
                     drive = -(vi - v_rest) - inv_gL * (
                         gE * (vi - v_E) + gI * (vi - v_I) + gX * (vi - v_X)
                     )
