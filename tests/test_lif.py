@@ -25,26 +25,26 @@ def run_kernel(
         consts[1] = 0.0
     v = np.array(v0, dtype=float)
     n = v.size
-    g = [np.full(n, x, dtype=float) for x in g0]
+    g = np.array([np.full(n, x, dtype=float) for x in g0])
     ref = np.zeros(n, dtype=np.int32)
     spiked = np.zeros(n, dtype=np.bool_)
-    cnt = [np.zeros(n, dtype=np.int64) for _ in range(3)]
+    cnt = np.zeros((3, n), dtype=np.int32)
     if pending_E is not None:
         cnt[0][:] = pending_E
     n_chunks = (n + lif.CHUNK_NEURONS - 1) // lif.CHUNK_NEURONS
     states = seed_states(np.random.SeedSequence(seed), n_chunks)
     empty_ptr = np.zeros(n + 1, dtype=np.int64)
     V = np.empty(n_steps)
-    phi = [np.empty(n_steps) for _ in range(3)]
+    phi = np.empty((3, n_steps))
     spk_n = np.empty(n * n_steps, dtype=np.int32)
     spk_s = np.empty(n * n_steps, dtype=np.int32)
     k = lif._run_block(
-        0, n_steps, v, *g, ref, spiked, *cnt, np.zeros(2, dtype=np.int64), states, ZIGGURAT,
+        0, n_steps, v, g, ref, spiked, cnt, np.zeros(2, dtype=np.int64), states, ZIGGURAT,
         np.zeros(n_steps + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
         empty_ptr, np.zeros(0, dtype=np.int32), False,
         np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32),
         np.zeros(n, dtype=np.int64), np.zeros(0, dtype=np.int64),
-        n, consts, 2, V, *phi, spk_n, spk_s,
+        n, consts, 2, V, phi, spk_n, spk_s,
     )  # fmt: skip
     return v, g, ref, V, (spk_n[:k], spk_s[:k])
 
@@ -187,3 +187,52 @@ def test_on_block_sees_state_between_blocks():
     lif.simulate(params, 0.1, 0.8, 0, on_block=lambda step, v, ref: seen.append((step, v.max())))
     assert [s for s, _ in seen][-1] == params.simulation.n_steps
     assert all(vmax < params.neuron.v_th_mV for _, vmax in seen)
+
+
+@pytest.mark.parametrize("compl", [False, True])
+def test_vectorised_update_equals_the_scalar_rule_bit_for_bit(compl):
+    """`_update_chunk` (branch-free, SIMD) against MODEL.md §2 steps 2-4, 6
+    written neuron by neuron in plain Python, refractory and spiking cells
+    included."""
+    params = small_params()
+    consts = lif._consts(params)
+    dt_tm, sig, v_rest, v_E, v_I, v_X, inv_gL, v_th, v_reset = consts[:9]
+    dec, inc, n_ref = consts[9:12], consts[12:15], int(consts[15])
+    rng = np.random.default_rng(5)
+    lo, m, n_E, N = 3, 61, 40, 70
+    v = rng.uniform(-70.0, -49.0, N)
+    g = rng.uniform(0.0, 5.0, (3, N))
+    ref = rng.choice([0, 0, 0, 1, 7], N).astype(np.int32)
+    spiked = rng.random(N) < 0.2
+    cnt = rng.integers(0, 4, (3, N)).astype(np.int32)
+    xb = rng.standard_normal(m)
+    S_E, S_I = 9, 5
+    expected = [a.copy() for a in (v, g, ref, spiked, cnt)]
+    ev, eg, eref, espk, ecnt = expected
+    for j in range(m):
+        i = lo + j
+        self_E, self_I = int(spiked[i] and i < n_E), int(spiked[i] and i >= n_E)
+        a_E = S_E - self_E - int(cnt[0, i]) if compl else int(cnt[0, i])
+        a_I = S_I - self_I - int(cnt[1, i]) if compl else int(cnt[1, i])
+        gE, gI = g[0, i] + a_E * inc[0], g[1, i] + a_I * inc[1]
+        gX = g[2, i] + int(cnt[2, i]) * inc[2]
+        vi, fired = v[i], False
+        if ref[i] > 0:
+            eref[i] -= 1
+        else:
+            drive = -(vi - v_rest) - inv_gL * (gE * (vi - v_E) + gI * (vi - v_I) + gX * (vi - v_X))
+            vi = vi + dt_tm * drive + sig * xb[j]
+            if vi >= v_th:
+                fired, vi, eref[i] = True, v_reset, n_ref
+        ev[i], espk[i] = vi, fired
+        eg[:, i] = (gE * dec[0], gI * dec[1], gX * dec[2])
+        ecnt[:, i] = 0
+    xb_full = np.zeros(lif.CHUNK_NEURONS)
+    xb_full[:m] = xb
+    lif._update_chunk(
+        lo, m, v, g[0], g[1], g[2], ref, spiked, cnt[0], cnt[1], cnt[2], xb_full,
+        S_E, S_I, int(compl), n_E, consts,
+    )  # fmt: skip
+    assert espk[lo : lo + m].any() and (ref[lo : lo + m] > 0).any()  # both branches taken
+    for got, want in zip((v, g, ref, spiked, cnt), expected, strict=True):
+        np.testing.assert_array_equal(got, want)

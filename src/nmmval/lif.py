@@ -39,6 +39,9 @@ from nmmval.rng import ZIGGURAT, seed_states, standard_normal
 CHUNK_NEURONS = 256
 #: steps per call of the kernel (external events are drawn per block)
 BLOCK_STEPS = 200
+#: a step's spike arrivals up to this many are counted serially; more, in
+#: parallel (a parallel region costs a few µs, as much as ~10⁴ arrivals)
+SERIAL_ARRIVALS = 8192
 
 
 @dataclass
@@ -84,13 +87,25 @@ def _scatter(idx, lo, hi, cnt):
     a = np.searchsorted(idx, lo)
     b = np.searchsorted(idx, hi)
     for k in range(a, b):
-        cnt[idx[k]] += 1
+        cnt[np.uint64(idx[k])] += 1
 
 
-@numba.njit(parallel=True, cache=True)
-def _run_block(
-    n0,
-    n_steps,
+@numba.njit(inline="always")
+def _deliver(lo, hi, q0, q1, spk_neuron, e0, e1, ext_src, g_ptr, g_idx, x_ptr, x_idx, n_E, cnt):
+    """Count the arrivals of spikes ``spk_neuron[q0:q1]`` and external events
+    ``ext_src[e0:e1]`` at the targets in [lo, hi) (``cnt`` rows: E, I, ext)."""
+    for q in range(q0, q1):
+        i = spk_neuron[q]
+        _scatter(g_idx[g_ptr[i] : g_ptr[i + 1]], lo, hi, cnt[0] if i < n_E else cnt[1])
+    for k in range(e0, e1):
+        s = ext_src[k]
+        _scatter(x_idx[x_ptr[s] : x_ptr[s + 1]], lo, hi, cnt[2])
+
+
+@numba.njit(cache=True)
+def _update_chunk(
+    lo,
+    m,
     v,
     g_E,
     g_I,
@@ -100,37 +115,20 @@ def _run_block(
     cnt_E,
     cnt_I,
     cnt_X,
-    pending,
-    rng_state,
-    zig,
-    ext_ptr,
-    ext_src,
-    g_ptr,
-    g_idx,
-    g_compl,
-    x_ptr,
-    x_idx,
-    out_deg,
-    x_deg,
+    xb,
+    S_E_prev,
+    S_I_prev,
+    compl,
     n_E,
     consts,
-    n_parts,
-    V_out,
-    phiE_out,
-    phiI_out,
-    phiX_out,
-    spk_neuron,
-    spk_step,
 ):
-    """Integrate ``n_steps`` steps starting at global step ``n0``.
+    """One step of neurons lo .. lo + m - 1 (MODEL.md §2 steps 2-4, 6), without branches.
 
-    Neurons are updated in fixed chunks of :data:`CHUNK_NEURONS`, chunk c
-    drawing its noise from stream ``rng_state[c]``. Spikes are delivered as
-    integer counts, in parallel over ranges of targets. ``pending`` holds
-    [S_E, S_I] of the previous step (for complement delivery). Returns the
-    number of spikes written to ``spk_*``.
+    ``xb[j]`` is the noise of neuron lo + j if it is not refractory. A call
+    of its own, not inlined into the parallel region: there LLVM cannot
+    bound the arrays and does not vectorise the loop; here it does (with
+    runtime alias checks), and the result is the scalar one, bit for bit.
     """
-    N = v.size
     dt_over_tau_m = consts[0]
     sig = consts[1]
     v_rest = consts[2]
@@ -147,68 +145,135 @@ def _run_block(
     inc_I = consts[13]
     inc_X = consts[14]
     n_ref = np.int32(consts[15])
+    compl_f = np.float64(compl)
+    S_E_f = np.float64(S_E_prev)
+    S_I_f = np.float64(S_I_prev)
+    for jj in range(m):
+        u = np.uint64(lo + jj)
+        # integer counts held exactly in float64 (< 2**53): the same numbers
+        # as integer arithmetic, and cheaper to vectorise
+        sp = np.float64(spiked[u])
+        self_E = sp if lo + jj < n_E else 0.0
+        c_E = np.float64(cnt_E[u])
+        c_I = np.float64(cnt_I[u])
+        # complement: arrivals = all spikes of the type - missing edges - self
+        a_E = c_E + compl_f * (S_E_f - self_E - 2.0 * c_E)
+        a_I = c_I + compl_f * (S_I_f - (sp - self_E) - 2.0 * c_I)
+        gE = g_E[u] + a_E * inc_E
+        gI = g_I[u] + a_I * inc_I
+        gX = g_X[u] + np.float64(cnt_X[u]) * inc_X
+        vi = v[u]
+        r = ref[u]
+        drive = -(vi - v_rest) - inv_gL * (gE * (vi - v_E) + gI * (vi - v_I) + gX * (vi - v_X))
+        vn = vi + dt_over_tau_m * drive + sig * xb[np.uint64(jj)]
+        active = r <= 0
+        fire = active & (vn >= v_th)
+        v[u] = v_reset if fire else (vn if active else vi)
+        ref[u] = n_ref if fire else (r - np.int32(1) if r > 0 else r)
+        spiked[u] = fire
+        g_E[u] = gE * dec_E
+        g_I[u] = gI * dec_I
+        g_X[u] = gX * dec_X
+        cnt_E[u] = 0
+        cnt_I[u] = 0
+        cnt_X[u] = 0
+
+
+@numba.njit(parallel=True, cache=True)
+def _run_block(
+    n0,
+    n_steps,
+    v,
+    g,
+    ref,
+    spiked,
+    cnt,
+    pending,
+    rng_state,
+    zig,
+    ext_ptr,
+    ext_src,
+    g_ptr,
+    g_idx,
+    g_compl,
+    x_ptr,
+    x_idx,
+    out_deg,
+    x_deg,
+    n_E,
+    consts,
+    n_parts,
+    V_out,
+    phi_out,
+    spk_neuron,
+    spk_step,
+):
+    """Integrate ``n_steps`` steps starting at global step ``n0``.
+
+    ``g`` (3, N) holds g_E, g_I, g_ext in nS; ``cnt`` (3, N, int32) the
+    arrivals of the previous step, per type; ``pending`` [S_E, S_I] the E
+    and I spikes of the previous step (for complement delivery); ``phi_out``
+    (3, n_steps) receives φ_E, φ_I, φ_ext. Returns the number of spikes
+    written to ``spk_*``.
+
+    Per step, a parallel region over fixed chunks of :data:`CHUNK_NEURONS`
+    neurons: chunk c (a) sums v for V and draws the noise of its
+    non-refractory neurons, in neuron order, from stream ``rng_state[c]``;
+    (b) updates every neuron without branches (:func:`_update_chunk`, SIMD;
+    refractory cells keep v); (c) lists its spikes. Then, serially, the
+    step's spikes in neuron order and φ; their arrivals are counted as
+    integers (so any partition of the targets gives the same counts):
+    serially when few, else in parallel by ranges of targets (a second
+    parallel region only in such steps). Indices are unsigned where it
+    matters, so that Numba emits no negative-index wraparound, which keeps
+    LLVM from vectorising.
+    """
+    N = v.size
+    compl = np.int64(1 if g_compl else 0)
     kn, wn, fn = zig[0], zig[1], zig[2]
+    g_E, g_I, g_X = g[0], g[1], g[2]
+    cnt_E, cnt_I, cnt_X = cnt[0], cnt[1], cnt[2]
     n_chunks = (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS
     chunk_sum = np.zeros(n_chunks)
     chunk_nspk = np.zeros(n_chunks, dtype=np.int64)
     chunk_spk = np.empty((n_chunks, CHUNK_NEURONS), dtype=np.int32)
+    xbuf = np.zeros((n_chunks, CHUNK_NEURONS))
     n_spk = 0
+    first = 0
     for b in range(n_steps):
         S_E_prev = pending[0]
         S_I_prev = pending[1]
-        # (1)-(4) per neuron; arrivals of the previous step are added first
-        # (they are felt from this step on).
         for c in prange(n_chunks):
             lo = c * CHUNK_NEURONS
-            hi = min(lo + CHUNK_NEURONS, N)
+            m = min(CHUNK_NEURONS, N - lo)
+            xb = xbuf[c]
+            # (a) V and the noise, sequential in neuron order
             s0, s1, s2, s3 = rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3]
             acc = 0.0
-            k = 0
-            for i in range(lo, hi):
-                if g_compl:
-                    self_e = 1 if (spiked[i] and i < n_E) else 0
-                    self_i = 1 if (spiked[i] and i >= n_E) else 0
-                    a_E = S_E_prev - self_e - cnt_E[i]
-                    a_I = S_I_prev - self_i - cnt_I[i]
-                else:
-                    a_E = cnt_E[i]
-                    a_I = cnt_I[i]
-                gE = g_E[i] + a_E * inc_E
-                gI = g_I[i] + a_I * inc_I
-                gX = g_X[i] + cnt_X[i] * inc_X
-                cnt_E[i] = 0
-                cnt_I[i] = 0
-                cnt_X[i] = 0
-                vi = v[i]
-                acc += vi
-                fired = False
-                if ref[i] > 0:
-                    ref[i] -= 1
-                else:
-                    xi, s0, s1, s2, s3 = standard_normal(s0, s1, s2, s3, kn, wn, fn)
-                    drive = -(vi - v_rest) - inv_gL * (
-                        gE * (vi - v_E) + gI * (vi - v_I) + gX * (vi - v_X)
-                    )
-                    vi = vi + dt_over_tau_m * drive + sig * xi
-                    if vi >= v_th:
-                        fired = True
-                        vi = v_reset
-                        ref[i] = n_ref
-                        chunk_spk[c, k] = i
-                        k += 1
-                v[i] = vi
-                spiked[i] = fired
-                g_E[i] = gE * dec_E
-                g_I[i] = gI * dec_I
-                g_X[i] = gX * dec_X
-            chunk_sum[c] = acc
-            chunk_nspk[c] = k
+            for jj in range(m):
+                u = np.uint64(lo + jj)
+                acc += v[u]
+                if ref[u] <= 0:
+                    xb[np.uint64(jj)], s0, s1, s2, s3 = standard_normal(s0, s1, s2, s3, kn, wn, fn)
             rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3] = s0, s1, s2, s3
+            chunk_sum[c] = acc
+            # (b) integrate, decay, threshold, reset: branch-free
+            _update_chunk(
+                lo, m, v, g_E, g_I, g_X, ref, spiked, cnt_E, cnt_I, cnt_X, xb,
+                S_E_prev, S_I_prev, compl, n_E, consts,
+            )  # fmt: skip
+            # (c) this chunk's spikes, in neuron order
+            k = 0
+            for jj in range(m):
+                if spiked[np.uint64(lo + jj)]:
+                    chunk_spk[c, k] = lo + jj
+                    k += 1
+            chunk_nspk[c] = k
         total = 0.0
         for c in range(n_chunks):
             total += chunk_sum[c]
         V_out[b] = total / N
-        # (5) this step's spikes, in neuron order, delivered for step n + 1
+        # this step's spikes, in neuron order
         step = n0 + b
         first = n_spk
         S_E = 0
@@ -234,26 +299,24 @@ def _run_block(
             s = ext_src[k]
             arr_X += x_deg[s]
             work += x_ptr[s + 1] - x_ptr[s]
-        # integer counts: any partition of the targets gives the same result
-        parts = n_parts if work > 4096 else 1
-        for t in prange(parts):
-            lo = (t * N) // parts
-            hi = ((t + 1) * N) // parts
-            for q in range(first, n_spk):
-                i = spk_neuron[q]
-                idx = g_idx[g_ptr[i] : g_ptr[i + 1]]
-                if i < n_E:
-                    _scatter(idx, lo, hi, cnt_E)
-                else:
-                    _scatter(idx, lo, hi, cnt_I)
-            for k in range(ext_ptr[b], ext_ptr[b + 1]):
-                s = ext_src[k]
-                _scatter(x_idx[x_ptr[s] : x_ptr[s + 1]], lo, hi, cnt_X)
+        # their arrivals, felt from the next step on: few are counted here;
+        # many in parallel, each thread for its own range of targets
+        if work <= SERIAL_ARRIVALS:
+            _deliver(
+                0, N, first, n_spk, spk_neuron, ext_ptr[b], ext_ptr[b + 1],
+                ext_src, g_ptr, g_idx, x_ptr, x_idx, n_E, cnt,
+            )  # fmt: skip
+        else:
+            for t in prange(n_parts):
+                _deliver(
+                    (t * N) // n_parts, ((t + 1) * N) // n_parts, first, n_spk, spk_neuron,
+                    ext_ptr[b], ext_ptr[b + 1], ext_src, g_ptr, g_idx, x_ptr, x_idx, n_E, cnt,
+                )  # fmt: skip
         pending[0] = S_E
         pending[1] = S_I
-        phiE_out[b] = arr_E / N
-        phiI_out[b] = arr_I / N
-        phiX_out[b] = arr_X / N
+        phi_out[0, b] = arr_E / N
+        phi_out[1, b] = arr_I / N
+        phi_out[2, b] = arr_X / N
     return n_spk
 
 
@@ -348,21 +411,15 @@ def simulate(
     init_seq, kernel_seq = streams["noise"].spawn(2)
     v = np.random.Generator(np.random.PCG64(init_seq)).uniform(neu.v_reset_mV, neu.v_th_mV, size=N)
     rng_state = seed_states(kernel_seq, (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS)
-    g_E = np.zeros(N)
-    g_I = np.zeros(N)
-    g_X = np.zeros(N)
+    g = np.zeros((3, N))
     ref = np.zeros(N, dtype=np.int32)
     spiked = np.zeros(N, dtype=np.bool_)
-    cnt_E = np.zeros(N, dtype=np.int64)
-    cnt_I = np.zeros(N, dtype=np.int64)
-    cnt_X = np.zeros(N, dtype=np.int64)
+    cnt = np.zeros((3, N), dtype=np.int32)
     pending = np.zeros(2, dtype=np.int64)
     consts = _consts(params)
 
     V = np.empty(n_steps)
-    phi_E = np.empty(n_steps)
-    phi_I = np.empty(n_steps)
-    phi_X = np.empty(n_steps)
+    phi = np.empty((3, n_steps))
     spk_n_buf = np.empty(BLOCK_STEPS * N, dtype=np.int32)
     spk_s_buf = np.empty(BLOCK_STEPS * N, dtype=np.int32)
     spikes_n, spikes_s = [], []
@@ -380,14 +437,10 @@ def simulate(
             start,
             nb,
             v,
-            g_E,
-            g_I,
-            g_X,
+            g,
             ref,
             spiked,
-            cnt_E,
-            cnt_I,
-            cnt_X,
+            cnt,
             pending,
             rng_state,
             ZIGGURAT,
@@ -404,9 +457,7 @@ def simulate(
             consts,
             numba.get_num_threads(),
             V[start : start + nb],
-            phi_E[start : start + nb],
-            phi_I[start : start + nb],
-            phi_X[start : start + nb],
+            phi[:, start : start + nb],
             spk_n_buf,
             spk_s_buf,
         )
@@ -433,9 +484,9 @@ def simulate(
     n_spk_I = int(np.count_nonzero(in_window)) - n_spk_E
     return Recording(
         V_mV=V,
-        phi_E=phi_E,
-        phi_I=phi_I,
-        phi_ext=phi_X,
+        phi_E=phi[0],
+        phi_I=phi[1],
+        phi_ext=phi[2],
         spike_neuron=spike_neuron,
         spike_step=spike_step,
         rate_E_Hz=n_spk_E / (n_E * window_s) if n_E else 0.0,
