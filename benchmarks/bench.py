@@ -6,6 +6,7 @@ Usage (from the repository root)::
     python benchmarks/bench.py scaling            # nmmval alone, N = 1e3, 1e4, 1e5
     python benchmarks/bench.py compare --quick    # smoke run: N = 2000, T = 0.2 s
     python benchmarks/bench.py scaling --quick
+    python benchmarks/bench.py revisions REV1 REV2 ...  # nmmval at earlier commits, side by side
 
 ``compare`` creates ``benchmarks/.venv-brian2`` (Brian2 + pyyaml, Brian2 pins
 numpy) on first use. Every simulation runs as its own process
@@ -112,12 +113,13 @@ def machine() -> dict:
 # ---------------------------------------------------------------- children
 
 
-def run_child(cmd: list[str], label: str) -> dict:
+def run_child(cmd: list[str], label: str, env_extra: dict | None = None) -> dict:
     """Run one benchmark process; return its BENCH_RESULT plus its wall time."""
     log(f"{label}: {' '.join(cmd[1:])}")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if "nmmval_net.py" in cmd[1]:
         env.update(NMMVAL_ENV)
+    env.update(env_extra or {})
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - t0
@@ -143,9 +145,11 @@ def run_child(cmd: list[str], label: str) -> dict:
     return res
 
 
-def best_of(cmd: list[str], label: str, repeat: int) -> dict:
+def best_of(cmd: list[str], label: str, repeat: int, env_extra: dict | None = None) -> dict:
     """Run ``repeat`` times; keep the run with the shortest whole-process time."""
-    runs = [run_child(cmd, label + (f"_r{i}" if repeat > 1 else "")) for i in range(repeat)]
+    runs = [
+        run_child(cmd, label + (f"_r{i}" if repeat > 1 else ""), env_extra) for i in range(repeat)
+    ]
     best = min(runs, key=lambda d: d["whole_s"])
     best["repeats_whole_s"] = [d["whole_s"] for d in runs]
     best["repeats_loop_s"] = [d["loop_s"] for d in runs]
@@ -468,6 +472,74 @@ def cmd_scaling(args) -> int:
     return emit("scaling" + ("_quick" if args.quick else ""), md, {"info": info, "series": series})
 
 
+def checkout(rev: str) -> tuple[str, str, Path]:
+    """A detached worktree of ``rev`` under benchmarks/out/ (reused if present).
+
+    Returns (short hash, subject, worktree path)."""
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=ROOT, check=True, capture_output=True, text=True)
+
+    sha, subject = git("log", "-1", "--format=%h%x09%s", rev).stdout.strip().split("\t", 1)
+    path = OUT / f"rev-{sha}"
+    if not (path / "src" / "nmmval").is_dir():
+        OUT.mkdir(exist_ok=True)
+        git("worktree", "add", "--detach", "--force", str(path), sha)
+    return sha, subject, path
+
+
+def cmd_revisions(args) -> int:
+    N, T_ms = (2000, 200.0) if args.quick else (10_000, 1000.0)
+    ps = args.p or ([0.01] if args.quick else [0.01, 0.5, 1.0])
+    info = machine() | snapshot_config(Path(args.config), "revisions")
+    revs = [checkout(r) for r in args.revs]
+    rows = []
+    # one round of every revision per p, repeated: each row sees the same load
+    for sha, _subject, path in revs:  # compile each revision's kernels once, untimed
+        run_child(
+            nmmval_cmd(0.5, 500, 10.0, args.threads, floor=False),
+            f"rev_{sha}_warmup",
+            {"PYTHONPATH": str(path / "src")},
+        )
+    for p in ps:
+        for sha, subject, path in revs:
+            res = best_of(
+                nmmval_cmd(p, N, T_ms, args.threads, floor=False),
+                f"rev_{sha}_N{N}_p{p:g}",
+                args.repeat,
+                {"PYTHONPATH": str(path / "src")},
+            )
+            rows.append({"p": p, "sha": sha, "subject": subject, **res})
+    info["load_avg_end"] = os.getloadavg()
+    cols = ["p", "commit", "change", "loop s", "whole s", "rate E Hz", "spikes", "loop vs first"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        first = next(x for x in rows if x["p"] == r["p"])
+        lines.append(
+            f"| {r['p']:g} | {r['sha']} | {r['subject'][:70]} | {f_s(r['loop_s'])} "
+            f"| {f_s(r['whole_s'])} | {r['rate_E_Hz']:.2f} "
+            f"| {r['delivered_internal']:.4g} | {first['loop_s'] / r['loop_s']:.2f}× |"
+        )
+    title = (
+        f"### nmmval at {len(revs)} commits: N = {N}, λ = 0.8, T = {T_ms / 1000:g} s, "
+        f"{args.threads} threads, best of {args.repeat}"
+    )
+    note = (
+        "Same parameters and seed at every commit; equal rates and delivered spikes mean the "
+        "same work (and, for commits that keep the numbers, the same bits). "
+        "'loop vs first' = loop time of the first commit listed / this commit's."
+    )
+    md = "\n\n".join(
+        [
+            header(info, title)
+            + f"; at end: {', '.join(f'{x:.2f}' for x in info['load_avg_end'])}",
+            "\n".join(lines),
+            note,
+        ]
+    )
+    return emit("revisions", md, {"info": info, "rows": rows})
+
+
 def emit(name: str, md: str, raw: dict) -> int:
     OUT.mkdir(exist_ok=True)
     (OUT / f"{name}.md").write_text(md + "\n")
@@ -507,6 +579,14 @@ def main(argv: list[str] | None = None) -> int:
         "--T-large-ms", type=float, default=1000.0, help="T for N = 1e5 (default 1000 ms)"
     )
     s.set_defaults(func=cmd_scaling)
+    r = sub.add_parser(
+        "revisions",
+        parents=[common],
+        help="nmmval at several commits (git worktrees), side by side",
+    )
+    r.add_argument("revs", nargs="+", help="commits to compare, the reference first")
+    r.add_argument("--p", type=float, nargs="+", help="connection probabilities to run")
+    r.set_defaults(func=cmd_revisions)
     args = ap.parse_args(argv)
     for item in args.nmmval_env:
         key, _, value = item.partition("=")
