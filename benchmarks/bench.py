@@ -511,7 +511,16 @@ def cmd_revisions(args) -> int:
             )
             rows.append({"p": p, "sha": sha, "subject": subject, **res})
     info["load_avg_end"] = os.getloadavg()
-    cols = ["p", "commit", "change", "loop s", "whole s", "rate E Hz", "spikes", "loop vs first"]
+    cols = [
+        "p",
+        "commit",
+        "change",
+        "loop s",
+        "whole s",
+        "rate E Hz",
+        "internal arrivals",
+        "loop vs first",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         first = next(x for x in rows if x["p"] == r["p"])
