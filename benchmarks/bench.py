@@ -228,7 +228,17 @@ def header(info: dict, extra: str) -> str:
             else ""
         )
         + f"- load average (1, 5, 15 min) at start: {la}"
+        + (
+            f"; at end: {', '.join(f'{x:.2f}' for x in info['load_avg_end'])}"
+            if "load_avg_end" in info
+            else ""
+        )
     )
+
+
+def md_head(cols: list[str]) -> list[str]:
+    """The header and rule lines of a Markdown table with columns ``cols``."""
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
 
 def compare_table(rows: list[dict]) -> str:
@@ -249,7 +259,7 @@ def compare_table(rows: list[dict]) -> str:
         "Brian2/nmmval whole",
         "Brian2/nmmval loop",
     ]
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out = md_head(cols)
     for r in rows:
         b, n = r.get("brian2"), r.get("nmmval")
         for side, d in (("Brian2", b), ("nmmval", n)):
@@ -280,7 +290,7 @@ def compare_table(rows: list[dict]) -> str:
 def profile_table(rows: list[dict]) -> str:
     cols = ["p", "simulator", "whole", "import", "JIT cache / codegen", "compile", "build", "loop"]
     cols.append("rest")
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out = md_head(cols)
     for r in rows:
         for side in ("brian2", "nmmval"):
             d = r.get(side)
@@ -369,8 +379,7 @@ def cmd_compare(args) -> int:
     )
     md = "\n\n".join(
         [
-            header(info, title)
-            + f"; at end: {', '.join(f'{x:.2f}' for x in info['load_avg_end'])}",
+            header(info, title),
             compare_table(rows),
             "Where the time goes (seconds):",
             profile_table(rows),
@@ -428,7 +437,7 @@ def cmd_scaling(args) -> int:
         "time/step µs",
         "time/step / (N(1+rate·k·dt)) ns",
     ]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = md_head(cols)
     verdicts = []
     for label, pts in series:
         for r in pts:
@@ -521,7 +530,7 @@ def cmd_revisions(args) -> int:
         "internal arrivals",
         "loop vs first",
     ]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = md_head(cols)
     for r in rows:
         first = next(x for x in rows if x["p"] == r["p"])
         lines.append(
@@ -540,8 +549,7 @@ def cmd_revisions(args) -> int:
     )
     md = "\n\n".join(
         [
-            header(info, title)
-            + f"; at end: {', '.join(f'{x:.2f}' for x in info['load_avg_end'])}",
+            header(info, title),
             "\n".join(lines),
             note,
         ]

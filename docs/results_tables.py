@@ -39,7 +39,7 @@ def table(ds: xr.Dataset, lam: float) -> str:
         "| p_paper CFM / MFM | p_perm CFM / MFM | τ_max CFM / MFM (ms) | ρ CFM / MFM "
         "| ρ p CFM / MFM | MFM diverged (seeds) |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for p in row.p.values:
         c = row.sel(p=p)
         mf = [_num(float(c.median_freq_Hz.sel(model=m)), ".1f") for m in ("LIF", "CFM", "MFM")]
