@@ -213,7 +213,7 @@ def _run_block(
     ``g`` (3, N) holds g_E, g_I, g_ext in nS; ``cnt`` (3, N, int32) the
     arrivals of the previous step, per type; ``pending`` [S_E, S_I] the E
     and I spikes of the previous step (for complement delivery); ``phi_out``
-    (3, n_steps) receives φ_E, φ_I, φ_ext. Returns the number of spikes
+    (3, ≥ n_steps) receives φ_E, φ_I, φ_ext. Returns the number of spikes
     written to ``spk_*``.
 
     Per step, a parallel region over fixed chunks of :data:`CHUNK_NEURONS`
@@ -420,6 +420,10 @@ def simulate(
 
     V = np.empty(n_steps)
     phi = np.empty((3, n_steps))
+    # the kernel fills a whole (3, BLOCK_STEPS) block: a slice phi[:, a:b]
+    # would be C-contiguous or not by its length and give the kernel two
+    # signatures (two compilations, two cache loads per process)
+    phi_blk = np.empty((3, BLOCK_STEPS))
     spk_n_buf = np.empty(BLOCK_STEPS * N, dtype=np.int32)
     spk_s_buf = np.empty(BLOCK_STEPS * N, dtype=np.int32)
     spikes_n, spikes_s = [], []
@@ -457,10 +461,11 @@ def simulate(
             consts,
             numba.get_num_threads(),
             V[start : start + nb],
-            phi[:, start : start + nb],
+            phi_blk,
             spk_n_buf,
             spk_s_buf,
         )
+        phi[:, start : start + nb] = phi_blk[:, :nb]
         spikes_n.append(spk_n_buf[:k].copy())
         spikes_s.append(spk_s_buf[:k].copy())
         if on_block is not None:
