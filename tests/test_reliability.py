@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import yaml
 from nmmval import cli, config, store
 from nmmval.lif import simulate
 
-from conftest import ROOT
+from conftest import ROOT, kill_when
 
 SNAKEFILE = ROOT / "Snakefile"
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
@@ -118,25 +117,6 @@ def _start(workdir: Path, log: Path) -> subprocess.Popen:
         )
 
 
-def _kill_when(proc: subprocess.Popen, seen, timeout: float = 300) -> list[Path]:
-    """SIGKILL the whole process group as soon as ``seen()`` returns something."""
-    deadline = time.monotonic() + timeout
-    hit = []
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            hit = seen()
-            if hit:
-                break
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert hit, "the awaited point of the run never came"
-    return hit
-
-
 def _resume(workdir: Path) -> subprocess.CompletedProcess:
     """The README's resume: the same command refuses (lock); --unlock; --rerun-incomplete."""
     same = _run(workdir)
@@ -198,7 +178,7 @@ def test_killed_during_simulate_then_compare_resumes_and_matches(reference, tmp_
             return []
         return _temporaries(workdir) + list((res_dir / "logs" / "simulate").rglob("*.log"))
 
-    _kill_when(_start(workdir, tmp_path / "first.log"), simulating)
+    kill_when(_start(workdir, tmp_path / "first.log"), simulating)
     assert not (res_dir / "cube.nc").exists()
     before = _finished(workdir)
 
@@ -217,7 +197,7 @@ def test_killed_during_simulate_then_compare_resumes_and_matches(reference, tmp_
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    _kill_when(proc, comparing)
+    kill_when(proc, comparing)
     second = (tmp_path / "second.log").read_text()
     planned = _job_counts(second)
     assert _cell_jobs(planned) == 3 * N_CELLS - len([p for p in before if p.suffix == ".nc"])
@@ -253,7 +233,7 @@ def test_killed_during_gather_resumes_only_gather_and_figures(reference, tmp_pat
             res_dir.glob(".cube.nc.*.tmp.nc")
         )
 
-    _kill_when(_start(workdir, tmp_path / "first.log"), gathering)
+    kill_when(_start(workdir, tmp_path / "first.log"), gathering)
     assert not (res_dir / "cube.nc").exists()
     res = _resume(workdir)
     counts = _job_counts(res.stdout + res.stderr)

@@ -7,9 +7,7 @@ N = 400, T = 1 s) in temporary working directories (``snakemake
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +17,8 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
+
+from conftest import kill_when
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
@@ -220,20 +220,14 @@ def test_killed_run_resumes_only_missing_jobs_and_matches(tiny_run, tmp_path):
         "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
         "--configfile", str(TINY), "-c", "2",
     ]  # fmt: skip
+
+    def three_networks():
+        done = list(cells.rglob("network.nc")) if cells.exists() else []
+        return done if len(done) >= 3 else []
+
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 300
-        try:
-            while time.monotonic() < deadline:
-                done = list(cells.rglob("network.nc")) if cells.exists() else []
-                if len(done) >= 3 or proc.poll() is not None:
-                    break
-                time.sleep(0.2)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+        kill_when(proc, three_networks)
     assert not (workdir / "results" / "tiny" / "cube.nc").exists()
 
     outputs = sorted(p for p in cells.rglob("*.nc"))
