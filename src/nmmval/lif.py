@@ -102,6 +102,37 @@ def _deliver(lo, hi, q0, q1, spk_neuron, e0, e1, ext_src, g_ptr, g_idx, x_ptr, x
         _scatter(x_idx[x_ptr[s] : x_ptr[s + 1]], lo, hi, cnt[2])
 
 
+@numba.njit(inline="always")
+def _step_neuron(u, a_E, a_I, x, v, g_E, g_I, g_X, ref, spiked, cnt_E, cnt_I, cnt_X, k):
+    """One neuron's step (MODEL.md §2 steps 2-4, 6), without branches.
+
+    ``a_E``, ``a_I``: its E and I arrivals of the previous step; ``x``: its
+    noise; ``k``: the constants of :func:`_consts`, unpacked. Returns 1 if it
+    fires, else 0.
+    """
+    dt_over_tau_m, sig, v_rest, v_E, v_I, v_X, inv_gL, v_th, v_reset = k[:9]
+    dec_E, dec_I, dec_X, inc_E, inc_I, inc_X, n_ref_f = k[9:]
+    gE = g_E[u] + a_E * inc_E
+    gI = g_I[u] + a_I * inc_I
+    gX = g_X[u] + np.float64(cnt_X[u]) * inc_X
+    vi = v[u]
+    r = ref[u]
+    drive = -(vi - v_rest) - inv_gL * (gE * (vi - v_E) + gI * (vi - v_I) + gX * (vi - v_X))
+    vn = vi + dt_over_tau_m * drive + sig * x
+    active = r <= 0
+    fire = active & (vn >= v_th)
+    v[u] = v_reset if fire else (vn if active else vi)
+    ref[u] = np.int32(n_ref_f) if fire else (r - np.int32(1) if r > 0 else r)
+    spiked[u] = fire
+    g_E[u] = gE * dec_E
+    g_I[u] = gI * dec_I
+    g_X[u] = gX * dec_X
+    cnt_E[u] = 0
+    cnt_I[u] = 0
+    cnt_X[u] = 0
+    return np.int64(fire)
+
+
 @numba.njit(cache=True)
 def _update_chunk(
     lo,
@@ -122,61 +153,48 @@ def _update_chunk(
     n_E,
     consts,
 ):
-    """One step of neurons lo .. lo + m - 1 (MODEL.md §2 steps 2-4, 6), without branches.
+    """One step of neurons lo .. lo + m - 1 (:func:`_step_neuron`); returns how many fire.
 
-    ``xb[j]`` is the noise of neuron lo + j if it is not refractory. A call
-    of its own, not inlined into the parallel region: there LLVM cannot
-    bound the arrays and does not vectorise the loop; here it does (with
-    runtime alias checks), and the result is the scalar one, bit for bit.
+    ``xb[j]`` is the noise of neuron lo + j if it is not refractory. The E
+    and I arrivals are the counts of the previous step (direct delivery) or,
+    with ``compl``, all spikes of the type minus the missing edges minus the
+    neuron's own spike. Two loops, so that direct delivery reads neither the
+    spike flags nor the totals. A call of its own, not inlined into the
+    parallel region: there LLVM cannot bound the arrays and does not
+    vectorise the loops; here it does (with runtime alias checks), and the
+    result is the scalar one, bit for bit.
     """
-    dt_over_tau_m = consts[0]
-    sig = consts[1]
-    v_rest = consts[2]
-    v_E = consts[3]
-    v_I = consts[4]
-    v_X = consts[5]
-    inv_gL = consts[6]
-    v_th = consts[7]
-    v_reset = consts[8]
-    dec_E = consts[9]
-    dec_I = consts[10]
-    dec_X = consts[11]
-    inc_E = consts[12]
-    inc_I = consts[13]
-    inc_X = consts[14]
-    n_ref = np.int32(consts[15])
-    compl_f = np.float64(compl)
-    S_E_f = np.float64(S_E_prev)
-    S_I_f = np.float64(S_I_prev)
-    for jj in range(m):
-        u = np.uint64(lo + jj)
-        # integer counts held exactly in float64 (< 2**53): the same numbers
-        # as integer arithmetic, and cheaper to vectorise
-        sp = np.float64(spiked[u])
-        self_E = sp if lo + jj < n_E else 0.0
-        c_E = np.float64(cnt_E[u])
-        c_I = np.float64(cnt_I[u])
-        # complement: arrivals = all spikes of the type - missing edges - self
-        a_E = c_E + compl_f * (S_E_f - self_E - 2.0 * c_E)
-        a_I = c_I + compl_f * (S_I_f - (sp - self_E) - 2.0 * c_I)
-        gE = g_E[u] + a_E * inc_E
-        gI = g_I[u] + a_I * inc_I
-        gX = g_X[u] + np.float64(cnt_X[u]) * inc_X
-        vi = v[u]
-        r = ref[u]
-        drive = -(vi - v_rest) - inv_gL * (gE * (vi - v_E) + gI * (vi - v_I) + gX * (vi - v_X))
-        vn = vi + dt_over_tau_m * drive + sig * xb[np.uint64(jj)]
-        active = r <= 0
-        fire = active & (vn >= v_th)
-        v[u] = v_reset if fire else (vn if active else vi)
-        ref[u] = n_ref if fire else (r - np.int32(1) if r > 0 else r)
-        spiked[u] = fire
-        g_E[u] = gE * dec_E
-        g_I[u] = gI * dec_I
-        g_X[u] = gX * dec_X
-        cnt_E[u] = 0
-        cnt_I[u] = 0
-        cnt_X[u] = 0
+    k = (
+        consts[0], consts[1], consts[2], consts[3], consts[4], consts[5], consts[6], consts[7],
+        consts[8], consts[9], consts[10], consts[11], consts[12], consts[13], consts[14],
+        consts[15],
+    )  # fmt: skip
+    n_fire = 0
+    if compl:
+        S_E_f = np.float64(S_E_prev)
+        S_I_f = np.float64(S_I_prev)
+        for jj in range(m):
+            u = np.uint64(lo + jj)
+            # integer counts held exactly in float64 (< 2**53): the same
+            # numbers as integer arithmetic, and cheaper to vectorise
+            sp = np.float64(spiked[u])
+            self_E = sp if lo + jj < n_E else 0.0
+            a_E = S_E_f - self_E - np.float64(cnt_E[u])
+            a_I = S_I_f - (sp - self_E) - np.float64(cnt_I[u])
+            x = xb[np.uint64(jj)]
+            n_fire += _step_neuron(
+                u, a_E, a_I, x, v, g_E, g_I, g_X, ref, spiked, cnt_E, cnt_I, cnt_X, k
+            )
+    else:
+        for jj in range(m):
+            u = np.uint64(lo + jj)
+            a_E = np.float64(cnt_E[u])
+            a_I = np.float64(cnt_I[u])
+            x = xb[np.uint64(jj)]
+            n_fire += _step_neuron(
+                u, a_E, a_I, x, v, g_E, g_I, g_X, ref, spiked, cnt_E, cnt_I, cnt_X, k
+            )
+    return n_fire
 
 
 @numba.njit(parallel=True, cache=True)
@@ -220,7 +238,7 @@ def _run_block(
     neurons: chunk c (a) sums v for V and draws the noise of its
     non-refractory neurons, in neuron order, from stream ``rng_state[c]``;
     (b) updates every neuron without branches (:func:`_update_chunk`, SIMD;
-    refractory cells keep v); (c) lists its spikes. Then, serially, the
+    refractory cells keep v); (c) lists its spikes, if any fired. Then, serially, the
     step's spikes in neuron order and φ; their arrivals are counted as
     integers (so any partition of the targets gives the same counts):
     serially when few, else in parallel by ranges of targets (a second
@@ -258,16 +276,17 @@ def _run_block(
             rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3] = s0, s1, s2, s3
             chunk_sum[c] = acc
             # (b) integrate, decay, threshold, reset: branch-free
-            _update_chunk(
+            n_fire = _update_chunk(
                 lo, m, v, g_E, g_I, g_X, ref, spiked, cnt_E, cnt_I, cnt_X, xb,
                 S_E_prev, S_I_prev, compl, n_E, consts,
             )  # fmt: skip
             # (c) this chunk's spikes, in neuron order
             k = 0
-            for jj in range(m):
-                if spiked[np.uint64(lo + jj)]:
-                    chunk_spk[c, k] = lo + jj
-                    k += 1
+            if n_fire > 0:
+                for jj in range(m):
+                    if spiked[np.uint64(lo + jj)]:
+                        chunk_spk[c, k] = lo + jj
+                        k += 1
             chunk_nspk[c] = k
         total = 0.0
         for c in range(n_chunks):
