@@ -39,7 +39,8 @@ def run_kernel(
     spk_n = np.empty(n * n_steps, dtype=np.int32)
     spk_s = np.empty(n * n_steps, dtype=np.int32)
     k = lif._run_block(
-        0, n_steps, v, g, ref, spiked, cnt, np.zeros(2, dtype=np.int64), states, ZIGGURAT,
+        0, n_steps, v, g, ref, spiked, cnt, np.zeros(2, dtype=np.int64),
+        np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64), states, ZIGGURAT,
         np.zeros(n_steps + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
         empty_ptr, np.zeros(0, dtype=np.int32), False,
         np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32),

@@ -39,9 +39,6 @@ from nmmval.rng import ZIGGURAT, seed_states, standard_normal
 CHUNK_NEURONS = 256
 #: steps per call of the kernel (external events are drawn per block)
 BLOCK_STEPS = 200
-#: a step's spike arrivals up to this many are counted serially; more, in
-#: parallel (a parallel region costs a few µs, as much as ~10⁴ arrivals)
-SERIAL_ARRIVALS = 8192
 
 
 @dataclass
@@ -207,6 +204,8 @@ def _run_block(
     spiked,
     cnt,
     pending,
+    prev_spk,
+    prev_ext,
     rng_state,
     zig,
     ext_ptr,
@@ -229,22 +228,27 @@ def _run_block(
     """Integrate ``n_steps`` steps starting at global step ``n0``.
 
     ``g`` (3, N) holds g_E, g_I, g_ext in nS; ``cnt`` (3, N, int32) the
-    arrivals of the previous step, per type; ``pending`` [S_E, S_I] the E
-    and I spikes of the previous step (for complement delivery); ``phi_out``
-    (3, ≥ n_steps) receives φ_E, φ_I, φ_ext. Returns the number of spikes
-    written to ``spk_*``.
+    arrivals counted so far for the next update, per type; ``pending``
+    [S_E, S_I] the E and I spikes of the previous step (for complement
+    delivery); ``prev_spk`` and ``prev_ext`` the spiking neurons and the
+    external trains' events of the step before ``n0``, not yet delivered;
+    ``phi_out`` (3, ≥ n_steps) receives φ_E, φ_I, φ_ext. Returns the number
+    of spikes written to ``spk_*``.
 
-    Per step, a parallel region over fixed chunks of :data:`CHUNK_NEURONS`
-    neurons: chunk c (a) sums v for V and draws the noise of its
-    non-refractory neurons, in neuron order, from stream ``rng_state[c]``;
-    (b) updates every neuron without branches (:func:`_update_chunk`, SIMD;
-    refractory cells keep v); (c) lists its spikes, if any fired. Then, serially, the
-    step's spikes in neuron order and φ; their arrivals are counted as
-    integers (so any partition of the targets gives the same counts):
-    serially when few, else in parallel by ranges of targets (a second
-    parallel region only in such steps). Indices are unsigned where it
-    matters, so that Numba emits no negative-index wraparound, which keeps
-    LLVM from vectorising.
+    Per step, one parallel region over ``n_parts`` parts, each a fixed run
+    of whole chunks of :data:`CHUNK_NEURONS` neurons. A part first counts,
+    for its own neurons, the arrivals from the previous step's spikes and
+    external events (integer counts: any partition of the targets gives the
+    same counts, and no part writes to another's neurons). Then chunk c of
+    the part (a) sums v for V and draws the noise of its non-refractory
+    neurons, in neuron order, from stream ``rng_state[c]``; (b) updates
+    every neuron without branches (:func:`_update_chunk`, SIMD; refractory
+    cells keep v); (c) lists its spikes, if any fired. Then, serially, the
+    step's spikes in neuron order, V and φ. The chunk layout, not the parts,
+    fixes every random stream and the order of every floating-point sum, so
+    results do not depend on the thread count. Indices are unsigned where
+    it matters, so that Numba emits no negative-index wraparound, which
+    keeps LLVM from vectorising.
     """
     N = v.size
     compl = np.int64(1 if g_compl else 0)
@@ -261,52 +265,66 @@ def _run_block(
     for b in range(n_steps):
         S_E_prev = pending[0]
         S_I_prev = pending[1]
-        for c in prange(n_chunks):
-            lo = c * CHUNK_NEURONS
-            m = min(CHUNK_NEURONS, N - lo)
-            xb = xbuf[c]
-            # (a) V and the noise, sequential in neuron order
-            s0, s1, s2, s3 = rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3]
-            acc = 0.0
-            for jj in range(m):
-                u = np.uint64(lo + jj)
-                acc += v[u]
-                if ref[u] <= 0:
-                    xb[np.uint64(jj)], s0, s1, s2, s3 = standard_normal(s0, s1, s2, s3, kn, wn, fn)
-            rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3] = s0, s1, s2, s3
-            chunk_sum[c] = acc
-            # (b) integrate, decay, threshold, reset: branch-free
-            n_fire = _update_chunk(
-                lo, m, v, g_E, g_I, g_X, ref, spiked, cnt_E, cnt_I, cnt_X, xb,
-                S_E_prev, S_I_prev, compl, n_E, consts,
+        # the sources of the previous step's arrivals
+        if b == 0:
+            src_spk, q0, q1 = prev_spk, 0, prev_spk.size
+            src_ext, e0, e1 = prev_ext, 0, prev_ext.size
+        else:
+            src_spk, q0, q1 = spk_neuron, first, n_spk
+            src_ext, e0, e1 = ext_src, ext_ptr[b - 1], ext_ptr[b]
+        for t in prange(n_parts):
+            c_lo = (t * n_chunks) // n_parts
+            c_hi = ((t + 1) * n_chunks) // n_parts
+            _deliver(
+                c_lo * CHUNK_NEURONS, min(c_hi * CHUNK_NEURONS, N), q0, q1, src_spk,
+                e0, e1, src_ext, g_ptr, g_idx, x_ptr, x_idx, n_E, cnt,
             )  # fmt: skip
-            # (c) this chunk's spikes, in neuron order
-            k = 0
-            if n_fire > 0:
+            for c in range(c_lo, c_hi):
+                lo = c * CHUNK_NEURONS
+                m = min(CHUNK_NEURONS, N - lo)
+                xb = xbuf[c]
+                # (a) V and the noise, sequential in neuron order
+                s0, s1, s2, s3 = rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3]
+                acc = 0.0
                 for jj in range(m):
-                    if spiked[np.uint64(lo + jj)]:
-                        chunk_spk[c, k] = lo + jj
-                        k += 1
-            chunk_nspk[c] = k
+                    u = np.uint64(lo + jj)
+                    acc += v[u]
+                    if ref[u] <= 0:
+                        xb[np.uint64(jj)], s0, s1, s2, s3 = standard_normal(
+                            s0, s1, s2, s3, kn, wn, fn
+                        )
+                rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3] = s0, s1, s2, s3
+                chunk_sum[c] = acc
+                # (b) integrate, decay, threshold, reset: branch-free
+                n_fire = _update_chunk(
+                    lo, m, v, g_E, g_I, g_X, ref, spiked, cnt_E, cnt_I, cnt_X, xb,
+                    S_E_prev, S_I_prev, compl, n_E, consts,
+                )  # fmt: skip
+                # (c) this chunk's spikes, in neuron order
+                k = 0
+                if n_fire > 0:
+                    for jj in range(m):
+                        if spiked[np.uint64(lo + jj)]:
+                            chunk_spk[c, k] = lo + jj
+                            k += 1
+                chunk_nspk[c] = k
         total = 0.0
         for c in range(n_chunks):
             total += chunk_sum[c]
         V_out[b] = total / N
-        # this step's spikes, in neuron order
+        # this step's spikes, in neuron order; delivered in the next step
         step = n0 + b
         first = n_spk
         S_E = 0
         S_I = 0
         arr_E = 0
         arr_I = 0
-        work = 0
         for c in range(n_chunks):
             for k in range(chunk_nspk[c]):
                 i = chunk_spk[c, k]
                 spk_neuron[n_spk] = i
                 spk_step[n_spk] = step
                 n_spk += 1
-                work += g_ptr[i + 1] - g_ptr[i]
                 if i < n_E:
                     S_E += 1
                     arr_E += out_deg[i]
@@ -315,22 +333,7 @@ def _run_block(
                     arr_I += out_deg[i]
         arr_X = 0
         for k in range(ext_ptr[b], ext_ptr[b + 1]):
-            s = ext_src[k]
-            arr_X += x_deg[s]
-            work += x_ptr[s + 1] - x_ptr[s]
-        # their arrivals, felt from the next step on: few are counted here;
-        # many in parallel, each thread for its own range of targets
-        if work <= SERIAL_ARRIVALS:
-            _deliver(
-                0, N, first, n_spk, spk_neuron, ext_ptr[b], ext_ptr[b + 1],
-                ext_src, g_ptr, g_idx, x_ptr, x_idx, n_E, cnt,
-            )  # fmt: skip
-        else:
-            for t in prange(n_parts):
-                _deliver(
-                    (t * N) // n_parts, ((t + 1) * N) // n_parts, first, n_spk, spk_neuron,
-                    ext_ptr[b], ext_ptr[b + 1], ext_src, g_ptr, g_idx, x_ptr, x_idx, n_E, cnt,
-                )  # fmt: skip
+            arr_X += x_deg[ext_src[k]]
         pending[0] = S_E
         pending[1] = S_I
         phi_out[0, b] = arr_E / N
@@ -435,6 +438,9 @@ def simulate(
     spiked = np.zeros(N, dtype=np.bool_)
     cnt = np.zeros((3, N), dtype=np.int32)
     pending = np.zeros(2, dtype=np.int64)
+    # the last step's spikes and external events, delivered in the next block
+    prev_spk = np.zeros(0, dtype=np.int32)
+    prev_ext = np.zeros(0, dtype=np.int64)
     consts = _consts(params)
 
     V = np.empty(n_steps)
@@ -465,6 +471,8 @@ def simulate(
             spiked,
             cnt,
             pending,
+            prev_spk,
+            prev_ext,
             rng_state,
             ZIGGURAT,
             ext_ptr,
@@ -487,6 +495,8 @@ def simulate(
         phi[:, start : start + nb] = phi_blk[:, :nb]
         spikes_n.append(spk_n_buf[:k].copy())
         spikes_s.append(spk_s_buf[:k].copy())
+        prev_spk = spikes_n[-1][np.searchsorted(spikes_s[-1], start + nb - 1) :]
+        prev_ext = ext_src[ext_ptr[nb - 1] :]
         if on_block is not None:
             on_block(start + nb, v, ref)
         if progress and (start + nb) / n_steps >= next_report:
