@@ -29,6 +29,9 @@ from nmmval.rng import seed_states, uniform_open0
 
 #: source rows per random stream of the graph sampler
 ROW_CHUNK = 64
+#: a row chunk's sampling segment holds its expected edges plus this many
+#: standard deviations (and 16); a chunk that does not fit is sampled again
+CAPACITY_SIGMAS = 8.0
 
 
 @dataclass(frozen=True)
@@ -91,45 +94,88 @@ class Graph:
 
 
 @numba.njit(parallel=True, cache=True)
-def _sample_rows(states, n_src, n_tgt, prob, no_self, indptr, indices, fill):
+def _sample_rows(states, n_src, n_tgt, prob, no_self, counts, indices, seg_start, seg_cap):
     """Batagelj–Brandes skipping along each source row, one stream per row chunk.
 
-    With ``fill`` False, writes each row's edge count to ``indptr[1:]``; with
-    ``fill`` True (same ``states`` again), writes the targets to ``indices``.
+    Writes each row's edge count to ``counts[r]``, and the targets of row
+    chunk c, row after row, to ``indices[seg_start[c] : seg_start[c] +
+    seg_cap[c]]`` as far as they fit. Returns, per chunk, whether they did
+    not (its counts are complete all the same).
     """
     width = n_tgt - 1 if no_self else n_tgt
     log_q = np.log1p(-prob)
     n_chunks = states.shape[0]
+    overflow = np.zeros(n_chunks, dtype=np.bool_)
     for c in prange(n_chunks):
         s0, s1, s2, s3 = states[c, 0], states[c, 1], states[c, 2], states[c, 3]
+        w = seg_start[c]
+        end = w + seg_cap[c]
         for r in range(c * ROW_CHUNK, min((c + 1) * ROW_CHUNK, n_src)):
             j = -1
-            w = indptr[r] if fill else 0
+            n = 0
             while True:
                 u, s0, s1, s2, s3 = uniform_open0(s0, s1, s2, s3)
                 gap = np.floor(np.log(u) / log_q) if prob < 1.0 else 0.0
                 if j + 1 + gap >= width:
                     break
                 j += 1 + np.int64(gap)
-                if fill:
+                if w < end:
                     indices[w] = j + 1 if (no_self and j >= r) else j
                 w += 1
-            if not fill:
-                indptr[r + 1] = w
+                n += 1
+            counts[r] = n
+        overflow[c] = w > end
+    return overflow
+
+
+@numba.njit(cache=True)
+def _compact(buf, seg_start, indptr):
+    """Move row chunk c's targets from ``buf[seg_start[c]:]`` to its CSR place,
+    ``buf[indptr[c * ROW_CHUNK]:]``, in place (every move is to the left, in
+    chunk order, so no chunk overwrites one still to be moved)."""
+    n_src = indptr.size - 1
+    for c in range(seg_start.size):
+        a = indptr[c * ROW_CHUNK]
+        b = indptr[min((c + 1) * ROW_CHUNK, n_src)]
+        src = seg_start[c]
+        if src != a:
+            for k in range(b - a):
+                buf[a + k] = buf[src + k]
 
 
 def _sample(seq: np.random.SeedSequence, n_src: int, n_tgt: int, prob: float, no_self: bool):
-    """CSR of a random graph keeping each candidate edge with probability ``prob``."""
+    """CSR of a random graph keeping each candidate edge with probability ``prob``.
+
+    One pass: each row chunk samples into a segment sized for its expected
+    edges plus :data:`CAPACITY_SIGMAS` standard deviations, and the segments
+    are then moved together. A chunk that does not fit (practically never)
+    makes a second pass over the same streams into the exact CSR places.
+    """
     indptr = np.zeros(n_src + 1, dtype=np.int64)
     if prob <= 0.0 or n_src == 0 or n_tgt == 0:
         return indptr, np.zeros(0, dtype=np.int32)
-    states = seed_states(seq, (n_src + ROW_CHUNK - 1) // ROW_CHUNK)
-    dummy = np.zeros(0, dtype=np.int32)
-    _sample_rows(states.copy(), n_src, n_tgt, prob, no_self, indptr, dummy, False)
+    n_chunks = (n_src + ROW_CHUNK - 1) // ROW_CHUNK
+    states = seed_states(seq, n_chunks)
+    rows = np.minimum(ROW_CHUNK, n_src - ROW_CHUNK * np.arange(n_chunks))
+    mean = rows * float(n_tgt - 1 if no_self else n_tgt) * prob
+    cap = mean + CAPACITY_SIGMAS * np.sqrt(mean * (1.0 - prob)) + 16.0
+    seg_cap = np.maximum(cap, 0.0).astype(np.int64)
+    seg_start = np.zeros(n_chunks, dtype=np.int64)
+    np.cumsum(seg_cap[:-1], out=seg_start[1:])
+    buf = np.empty(int(seg_start[-1] + seg_cap[-1]), dtype=np.int32)
+    overflow = _sample_rows(
+        states.copy(), n_src, n_tgt, prob, no_self, indptr[1:], buf, seg_start, seg_cap
+    )
     np.cumsum(indptr, out=indptr)
-    indices = np.empty(indptr[-1], dtype=np.int32)
-    _sample_rows(states, n_src, n_tgt, prob, no_self, indptr, indices, True)
-    return indptr, indices
+    if overflow.any():
+        buf = np.empty(indptr[-1], dtype=np.int32)
+        exact_start = indptr[ROW_CHUNK * np.arange(n_chunks)]
+        exact_cap = np.diff(indptr[np.minimum(ROW_CHUNK * np.arange(n_chunks + 1), n_src)])
+        counts = np.empty(n_src, dtype=np.int64)
+        _sample_rows(states, n_src, n_tgt, prob, no_self, counts, buf, exact_start, exact_cap)
+        return indptr, buf
+    _compact(buf, seg_start, indptr)
+    return indptr, buf[: indptr[-1]]
 
 
 def erdos_renyi(n: int, p: float, seq: np.random.SeedSequence) -> Graph:
