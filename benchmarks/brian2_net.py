@@ -35,6 +35,7 @@ import time
 T_PROCESS = time.perf_counter()
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -187,4 +188,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # As nmmval's console script does (nmmval.cli.run), and on both sides
+    # alike: exit without the garbage collector's passes over the objects
+    # the libraries keep for the life of the process (benchmarks/README.md).
+    gc.freeze()
+    sys.exit(code)

@@ -20,6 +20,7 @@ import time
 T_PROCESS = time.perf_counter()  # as early as possible: import time is measured from here
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -150,4 +151,9 @@ def _floor_kernel(states, N, n_steps, chunk, zig):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # As nmmval's console script does (nmmval.cli.run), and on both sides
+    # alike: exit without the garbage collector's passes over the objects
+    # the libraries keep for the life of the process (benchmarks/README.md).
+    gc.freeze()
+    sys.exit(code)
