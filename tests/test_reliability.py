@@ -100,9 +100,11 @@ def _results(workdir: Path) -> Path:
 
 
 def _finished(workdir: Path) -> dict[Path, int]:
-    """Final cell outputs and benchmark files -> mtime (ns)."""
+    """Final cell outputs and benchmark files -> mtime (ns); a killed job's
+    temporary (``*.tmp.nc``, removed when the job reruns) is not one."""
     res = _results(workdir)
-    files = list((res / "cells").rglob("*.nc")) + list((res / "benchmarks").rglob("*.tsv"))
+    cells = [p for p in (res / "cells").rglob("*.nc") if not p.name.endswith(".tmp.nc")]
+    files = cells + list((res / "benchmarks").rglob("*.tsv"))
     return {p: p.stat().st_mtime_ns for p in files}
 
 
