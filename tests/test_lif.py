@@ -33,7 +33,7 @@ def run_kernel(
         cnt[0][:] = pending_E
     n_chunks = (n + lif.CHUNK_NEURONS - 1) // lif.CHUNK_NEURONS
     states = seed_states(np.random.SeedSequence(seed), n_chunks)
-    empty_ptr = np.zeros(n + 1, dtype=np.int64)
+    no_edges = np.zeros((n, 3), dtype=np.int64)  # every source's targets, split by 2 parts
     V = np.empty(n_steps)
     phi = np.empty((3, n_steps))
     spk_n = np.empty(n * n_steps, dtype=np.int32)
@@ -42,8 +42,8 @@ def run_kernel(
         0, n_steps, v, g, ref, spiked, cnt, np.zeros(2, dtype=np.int64),
         np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64), states, ZIGGURAT,
         np.zeros(n_steps + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
-        empty_ptr, np.zeros(0, dtype=np.int32), False,
-        np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32),
+        no_edges, np.zeros(0, dtype=np.int32), False,
+        np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int32),
         np.zeros(n, dtype=np.int64), np.zeros(0, dtype=np.int64),
         n, consts, 2, V, phi, spk_n, spk_s,
     )  # fmt: skip

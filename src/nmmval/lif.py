@@ -78,25 +78,37 @@ class Recording:
     loop_s: float
 
 
-@numba.njit(inline="always")
-def _scatter(idx, lo, hi, cnt):
-    """Add one arrival to every target of ``idx`` (sorted) that lies in [lo, hi)."""
-    a = np.searchsorted(idx, lo)
-    b = np.searchsorted(idx, hi)
-    for k in range(a, b):
-        cnt[np.uint64(idx[k])] += 1
+@numba.njit(parallel=True, cache=True)
+def _part_splits(indptr, indices, bounds):
+    """Where each source's sorted targets cross the part boundaries.
+
+    Returns ``split`` (n_sources, bounds.size): the targets of source s in
+    [bounds[t], bounds[t + 1]) are ``indices[split[s, t]:split[s, t + 1]]``.
+    """
+    n_src = indptr.size - 1
+    split = np.empty((n_src, bounds.size), dtype=np.int64)
+    for s in prange(n_src):
+        a = indptr[s]
+        row = indices[a : indptr[s + 1]]
+        for j in range(bounds.size):
+            split[s, j] = a + np.searchsorted(row, bounds[j])
+    return split
 
 
 @numba.njit(inline="always")
-def _deliver(lo, hi, q0, q1, spk_neuron, e0, e1, ext_src, g_ptr, g_idx, x_ptr, x_idx, n_E, cnt):
+def _deliver(t, q0, q1, spk_neuron, e0, e1, ext_src, g_split, g_idx, x_split, x_idx, n_E, cnt):
     """Count the arrivals of spikes ``spk_neuron[q0:q1]`` and external events
-    ``ext_src[e0:e1]`` at the targets in [lo, hi) (``cnt`` rows: E, I, ext)."""
+    ``ext_src[e0:e1]`` at the targets of part ``t`` (``cnt`` rows: E, I, ext)."""
     for q in range(q0, q1):
         i = spk_neuron[q]
-        _scatter(g_idx[g_ptr[i] : g_ptr[i + 1]], lo, hi, cnt[0] if i < n_E else cnt[1])
+        row = cnt[0] if i < n_E else cnt[1]
+        for k in range(g_split[i, t], g_split[i, t + 1]):
+            row[np.uint64(g_idx[k])] += 1
+    row = cnt[2]
     for k in range(e0, e1):
         s = ext_src[k]
-        _scatter(x_idx[x_ptr[s] : x_ptr[s + 1]], lo, hi, cnt[2])
+        for kk in range(x_split[s, t], x_split[s, t + 1]):
+            row[np.uint64(x_idx[kk])] += 1
 
 
 @numba.njit(inline="always")
@@ -210,10 +222,10 @@ def _run_block(
     zig,
     ext_ptr,
     ext_src,
-    g_ptr,
+    g_split,
     g_idx,
     g_compl,
-    x_ptr,
+    x_split,
     x_idx,
     out_deg,
     x_deg,
@@ -239,7 +251,9 @@ def _run_block(
     of whole chunks of :data:`CHUNK_NEURONS` neurons. A part first counts,
     for its own neurons, the arrivals from the previous step's spikes and
     external events (integer counts: any partition of the targets gives the
-    same counts, and no part writes to another's neurons). Then chunk c of
+    same counts, and no part writes to another's neurons); ``g_split`` and
+    ``x_split`` (:func:`_part_splits`) give each source's targets in each
+    part, so that no part searches a target list. Then chunk c of
     the part (a) sums v for V and draws the noise of its non-refractory
     neurons, in neuron order, from stream ``rng_state[c]``; (b) updates
     every neuron without branches (:func:`_update_chunk`, SIMD; refractory
@@ -275,10 +289,7 @@ def _run_block(
         for t in prange(n_parts):
             c_lo = (t * n_chunks) // n_parts
             c_hi = ((t + 1) * n_chunks) // n_parts
-            _deliver(
-                c_lo * CHUNK_NEURONS, min(c_hi * CHUNK_NEURONS, N), q0, q1, src_spk,
-                e0, e1, src_ext, g_ptr, g_idx, x_ptr, x_idx, n_E, cnt,
-            )  # fmt: skip
+            _deliver(t, q0, q1, src_spk, e0, e1, src_ext, g_split, g_idx, x_split, x_idx, n_E, cnt)
             for c in range(c_lo, c_hi):
                 lo = c * CHUNK_NEURONS
                 m = min(CHUNK_NEURONS, N - lo)
@@ -428,6 +439,12 @@ def simulate(
     n0 = sim.n0_steps
     out_deg = internal.out_degree()
     x_deg = external.out_degree()
+    # part t of the kernel's parallel region: neurons bounds[t] .. bounds[t + 1] - 1
+    n_parts = numba.get_num_threads()
+    n_chunks = (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS
+    bounds = np.minimum(np.arange(n_parts + 1) * n_chunks // n_parts * CHUNK_NEURONS, N)
+    g_split = _part_splits(graph.indptr, graph.indices, bounds)
+    x_split = _part_splits(external.indptr, external.indices, bounds)
 
     rng_drive = streams["drive"]
     init_seq, kernel_seq = streams["noise"].spawn(2)
@@ -477,16 +494,16 @@ def simulate(
             ZIGGURAT,
             ext_ptr,
             ext_src,
-            graph.indptr,
+            g_split,
             graph.indices,
             graph.complemented,
-            external.indptr,
+            x_split,
             external.indices,
             out_deg,
             x_deg,
             n_E,
             consts,
-            numba.get_num_threads(),
+            n_parts,
             V[start : start + nb],
             phi_blk,
             spk_n_buf,
