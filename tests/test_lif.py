@@ -45,7 +45,7 @@ def run_kernel(
         no_edges, np.zeros(0, dtype=np.int32), False,
         np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int32),
         np.zeros(n, dtype=np.int64), np.zeros(0, dtype=np.int64),
-        n, consts, 2, V, phi, spk_n, spk_s,
+        n, consts, lif._part_bounds(n, 2), V, phi, spk_n, spk_s,
     )  # fmt: skip
     return v, g, ref, V, (spk_n[:k], spk_s[:k])
 

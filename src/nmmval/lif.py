@@ -78,6 +78,13 @@ class Recording:
     loop_s: float
 
 
+def _part_bounds(N: int, n_parts: int) -> np.ndarray:
+    """Neuron boundaries of the kernel's parts: part t is neurons
+    ``bounds[t] .. bounds[t + 1] - 1``, a run of whole chunks."""
+    n_chunks = (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS
+    return np.minimum(np.arange(n_parts + 1) * n_chunks // n_parts * CHUNK_NEURONS, N)
+
+
 @numba.njit(parallel=True, cache=True)
 def _part_splits(indptr, indices, bounds):
     """Where each source's sorted targets cross the part boundaries.
@@ -231,7 +238,7 @@ def _run_block(
     x_deg,
     n_E,
     consts,
-    n_parts,
+    bounds,
     V_out,
     phi_out,
     spk_neuron,
@@ -247,8 +254,8 @@ def _run_block(
     ``phi_out`` (3, ≥ n_steps) receives φ_E, φ_I, φ_ext. Returns the number
     of spikes written to ``spk_*``.
 
-    Per step, one parallel region over ``n_parts`` parts, each a fixed run
-    of whole chunks of :data:`CHUNK_NEURONS` neurons. A part first counts,
+    Per step, one parallel region over the parts of :func:`_part_bounds`,
+    each a fixed run of whole chunks of :data:`CHUNK_NEURONS` neurons. A part first counts,
     for its own neurons, the arrivals from the previous step's spikes and
     external events (integer counts: any partition of the targets gives the
     same counts, and no part writes to another's neurons); ``g_split`` and
@@ -286,9 +293,9 @@ def _run_block(
         else:
             src_spk, q0, q1 = spk_neuron, first, n_spk
             src_ext, e0, e1 = ext_src, ext_ptr[b - 1], ext_ptr[b]
-        for t in prange(n_parts):
-            c_lo = (t * n_chunks) // n_parts
-            c_hi = ((t + 1) * n_chunks) // n_parts
+        for t in prange(bounds.size - 1):
+            c_lo = bounds[t] // CHUNK_NEURONS
+            c_hi = (bounds[t + 1] + CHUNK_NEURONS - 1) // CHUNK_NEURONS
             _deliver(t, q0, q1, src_spk, e0, e1, src_ext, g_split, g_idx, x_split, x_idx, n_E, cnt)
             for c in range(c_lo, c_hi):
                 lo = c * CHUNK_NEURONS
@@ -439,10 +446,7 @@ def simulate(
     n0 = sim.n0_steps
     out_deg = internal.out_degree()
     x_deg = external.out_degree()
-    # part t of the kernel's parallel region: neurons bounds[t] .. bounds[t + 1] - 1
-    n_parts = numba.get_num_threads()
-    n_chunks = (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS
-    bounds = np.minimum(np.arange(n_parts + 1) * n_chunks // n_parts * CHUNK_NEURONS, N)
+    bounds = _part_bounds(N, numba.get_num_threads())
     g_split = _part_splits(graph.indptr, graph.indices, bounds)
     x_split = _part_splits(external.indptr, external.indices, bounds)
 
@@ -503,7 +507,7 @@ def simulate(
             x_deg,
             n_E,
             consts,
-            n_parts,
+            bounds,
             V[start : start + nb],
             phi_blk,
             spk_n_buf,
