@@ -1,5 +1,11 @@
 """The LIF network kernel against closed forms and exact bookkeeping (MODEL.md §2-4)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
 import numpy as np
 import pytest
 
@@ -33,19 +39,22 @@ def run_kernel(
         cnt[0][:] = pending_E
     n_chunks = (n + lif.CHUNK_NEURONS - 1) // lif.CHUNK_NEURONS
     states = seed_states(np.random.SeedSequence(seed), n_chunks)
-    no_edges = np.zeros((n, 3), dtype=np.int64)  # every source's targets, split by 2 parts
+    n_parts = numba.get_num_threads()  # one part per thread, as simulate makes them
+    no_edges = np.zeros((n, n_parts + 1), dtype=np.int64)  # no source has targets
     V = np.empty(n_steps)
     phi = np.empty((3, n_steps))
     spk_n = np.empty(n * n_steps, dtype=np.int32)
     spk_s = np.empty(n * n_steps, dtype=np.int32)
+    chunk_spk = np.zeros((2, n_chunks, lif.CHUNK_NEURONS), dtype=np.int32)
+    chunk_n = np.zeros((2, n_chunks, 2), dtype=np.int64)
     k = lif._run_block(
-        0, n_steps, v, g, ref, spiked, cnt, np.zeros(2, dtype=np.int64),
-        np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64), states, ZIGGURAT,
+        0, n_steps, v, g, ref, spiked, cnt, chunk_spk, chunk_n,
+        np.zeros(0, dtype=np.int64), states, ZIGGURAT,
         np.zeros(n_steps + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
         no_edges, np.zeros(0, dtype=np.int32), False,
         np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int32),
         np.zeros(n, dtype=np.int64), np.zeros(0, dtype=np.int64),
-        n, consts, lif._part_bounds(n, 2), V, phi, spk_n, spk_s,
+        n, consts, lif._part_bounds(n, n_parts), V, phi, spk_n, spk_s,
     )  # fmt: skip
     return v, g, ref, V, (spk_n[:k], spk_s[:k])
 
@@ -141,8 +150,6 @@ def _same(a: lif.Recording, b: lif.Recording) -> bool:
 
 
 def test_determinism_same_seed_and_thread_count_independent():
-    import numba
-
     params = small_params(**{"network.N": 1000})
     a = lif.simulate(params, 0.3, 0.8, 7, threads=1)
     b = lif.simulate(params, 0.3, 0.8, 7, threads=numba.config.NUMBA_NUM_THREADS)
@@ -150,6 +157,56 @@ def test_determinism_same_seed_and_thread_count_independent():
     assert a.spike_neuron.size > 0
     assert _same(a, b)
     assert not np.array_equal(a.V_mV, c.V_mV)
+
+
+def test_more_threads_than_cores_give_the_same_bits(tmp_path):
+    """Three parts meeting at every step on (here) two cores: the barrier's
+    sleeping path, and the same bits as one thread."""
+    params = small_params(**{"network.N": 1000})
+    script = (
+        "import sys, numpy as np\n"
+        "from nmmval import lif\n"
+        "from conftest import small_params\n"
+        "r = lif.simulate(small_params(**{'network.N': 1000}), 0.3, 0.8, 7, threads=3)\n"
+        "np.savez(sys.argv[1], V=r.V_mV, E=r.phi_E, I=r.phi_I, X=r.phi_ext,\n"
+        "         n=r.spike_neuron, s=r.spike_step)\n"
+    )
+    out = tmp_path / "threads3.npz"
+    env = dict(os.environ, NUMBA_NUM_THREADS="3")
+    res = subprocess.run(
+        [sys.executable, "-c", script, str(out)],
+        capture_output=True, text=True, env=env, cwd=Path(__file__).parent, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    a = lif.simulate(params, 0.3, 0.8, 7, threads=1)
+    b = np.load(out)
+    assert a.spike_neuron.size > 0
+    fields = ("V_mV", "phi_E", "phi_I", "phi_ext", "spike_neuron", "spike_step")
+    for key, field in zip("VEIXns", fields, strict=True):
+        assert np.array_equal(b[key], getattr(a, field)), field
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+def test_a_thread_count_changed_during_the_run_stops_it():
+    params = small_params(**{"network.N": 300})
+    before = numba.get_num_threads()
+
+    def to_one_thread(*_):
+        numba.set_num_threads(1)
+
+    try:
+        with pytest.raises(RuntimeError, match="thread count changed from 2 to 1"):
+            lif.simulate(params, 0.1, 0.8, 0, threads=2, on_block=to_one_thread)
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_the_tbb_threading_layer_is_refused(monkeypatch):
+    """TBB may run two parts as tasks on one thread, where the first would
+    wait for the second for ever."""
+    monkeypatch.setattr(numba, "threading_layer", lambda: "tbb")
+    with pytest.raises(RuntimeError, match="threading layer is tbb"):
+        lif.simulate(small_params(**{"network.N": 300}), 0.1, 0.8, 0)
 
 
 @pytest.mark.parametrize("p", [0.3, 0.8, 1.0])

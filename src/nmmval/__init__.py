@@ -16,6 +16,10 @@ from importlib.metadata import PackageNotFoundError, version
 # 4.2 s passive, 32.6 s with a 100 000 spin). Set before Numba starts its
 # OpenMP runtime; a value the user exported wins.
 os.environ.setdefault("GOMP_SPINCOUNT", "20000")
+# The simulation kernel's threads wait for each other at every step
+# (nmmval.barrier), so each part needs a thread of its own, which OpenMP and
+# workqueue give and TBB's tasks do not; Numba would try TBB first.
+os.environ.setdefault("NUMBA_THREADING_LAYER_PRIORITY", "omp workqueue tbb")
 
 try:
     __version__ = version("nmmval")

@@ -30,6 +30,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from nmmval.barrier import SLOT, arrive_and_wait
 from nmmval.config import Params
 from nmmval.network import Graph, bipartite, cell_streams, complement, erdos_renyi
 from nmmval.rng import ZIGGURAT, seed_states, standard_normal
@@ -103,14 +104,16 @@ def _part_splits(indptr, indices, bounds):
 
 
 @numba.njit(inline="always")
-def _deliver(t, q0, q1, spk_neuron, e0, e1, ext_src, g_split, g_idx, x_split, x_idx, n_E, cnt):
-    """Count the arrivals of spikes ``spk_neuron[q0:q1]`` and external events
-    ``ext_src[e0:e1]`` at the targets of part ``t`` (``cnt`` rows: E, I, ext)."""
-    for q in range(q0, q1):
-        i = spk_neuron[q]
-        row = cnt[0] if i < n_E else cnt[1]
-        for k in range(g_split[i, t], g_split[i, t + 1]):
-            row[np.uint64(g_idx[k])] += 1
+def _deliver(t, par, chunk_spk, chunk_n, e0, e1, ext_src, g_split, g_idx, x_split, x_idx, n_E, cnt):
+    """Count, at the targets of part ``t``, the arrivals of the spikes listed
+    in ``chunk_spk[par]`` and of the external events ``ext_src[e0:e1]``
+    (``cnt`` rows: E, I, ext)."""
+    for c in range(chunk_n.shape[1]):
+        for q in range(chunk_n[par, c, 0]):
+            i = chunk_spk[par, c, q]
+            row = cnt[0] if i < n_E else cnt[1]
+            for k in range(g_split[i, t], g_split[i, t + 1]):
+                row[np.uint64(g_idx[k])] += 1
     row = cnt[2]
     for k in range(e0, e1):
         s = ext_src[k]
@@ -222,8 +225,8 @@ def _run_block(
     ref,
     spiked,
     cnt,
-    pending,
-    prev_spk,
+    chunk_spk,
+    chunk_n,
     prev_ext,
     rng_state,
     zig,
@@ -247,56 +250,70 @@ def _run_block(
     """Integrate ``n_steps`` steps starting at global step ``n0``.
 
     ``g`` (3, N) holds g_E, g_I, g_ext in nS; ``cnt`` (3, N, int32) the
-    arrivals counted so far for the next update, per type; ``pending``
-    [S_E, S_I] the E and I spikes of the previous step (for complement
-    delivery); ``prev_spk`` and ``prev_ext`` the spiking neurons and the
-    external trains' events of the step before ``n0``, not yet delivered;
-    ``phi_out`` (3, ≥ n_steps) receives φ_E, φ_I, φ_ext. Returns the number
-    of spikes written to ``spk_*``.
+    arrivals counted so far for the next update, per type; ``chunk_spk``
+    (2, n_chunks, CHUNK_NEURONS) and ``chunk_n`` (2, n_chunks, 2) the spikes
+    of the last two steps, by step parity and chunk (``chunk_n[., c]``: how
+    many, how many excitatory); ``prev_ext`` the external trains' events of
+    the step before ``n0``, not yet delivered; ``phi_out`` (3, ≥ n_steps)
+    receives φ_E, φ_I, φ_ext. Returns the number of spikes written to
+    ``spk_*``.
 
-    Per step, one parallel region over the parts of :func:`_part_bounds`,
-    each a fixed run of whole chunks of :data:`CHUNK_NEURONS` neurons. A part first counts,
-    for its own neurons, the arrivals from the previous step's spikes and
-    external events (integer counts: any partition of the targets gives the
-    same counts, and no part writes to another's neurons); ``g_split`` and
-    ``x_split`` (:func:`_part_splits`) give each source's targets in each
-    part, so that no part searches a target list. Then chunk c of
-    the part (a) sums v for V and draws the noise of its non-refractory
-    neurons, in neuron order, from stream ``rng_state[c]``; (b) updates
-    every neuron without branches (:func:`_update_chunk`, SIMD; refractory
-    cells keep v); (c) lists its spikes, if any fired. Then, serially, the
-    step's spikes in neuron order, V and φ. The chunk layout, not the parts,
-    fixes every random stream and the order of every floating-point sum, so
-    results do not depend on the thread count. Indices are unsigned where
-    it matters, so that Numba emits no negative-index wraparound, which
-    keeps LLVM from vectorising.
+    One parallel region for the block, one part of :func:`_part_bounds` per
+    thread, each a fixed run of whole chunks of :data:`CHUNK_NEURONS` neurons (the caller makes the
+    part count ``numba.get_num_threads()``: with more parts than threads a
+    part would wait for one queued behind it); the parts meet at a
+    barrier after every step (:func:`nmmval.barrier.arrive_and_wait`). In a
+    step, a part first counts, for its own neurons, the arrivals from the
+    previous step's spikes and external events (integer counts: any
+    partition of the targets gives the same counts, and no part writes to
+    another's neurons); ``g_split`` and ``x_split`` (:func:`_part_splits`)
+    give each source's targets in each part, so that no part searches a
+    target list. Then chunk c of the part (a) sums v for V and draws the
+    noise of its non-refractory neurons, in neuron order, from stream
+    ``rng_state[c]``; (b) updates every neuron without branches
+    (:func:`_update_chunk`, SIMD; refractory cells keep v); (c) lists its
+    spikes. After the barrier, the last part (the one with fewest neurons)
+    records the step: V, φ and the spikes in neuron order, while the others
+    go on; the spike lists are kept by step parity, so the next step's
+    writes do not touch what is being recorded. The chunk layout, not the
+    parts, fixes every random stream and the order of every floating-point
+    sum, so results do not depend on the thread count. Indices are unsigned
+    where it matters, so that Numba emits no negative-index wraparound,
+    which keeps LLVM from vectorising.
     """
     N = v.size
+    n_parts = bounds.size - 1
     compl = np.int64(1 if g_compl else 0)
     kn, wn, fn = zig[0], zig[1], zig[2]
     g_E, g_I, g_X = g[0], g[1], g[2]
     cnt_E, cnt_I, cnt_X = cnt[0], cnt[1], cnt[2]
-    n_chunks = (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS
-    chunk_sum = np.zeros(n_chunks)
-    chunk_nspk = np.zeros(n_chunks, dtype=np.int64)
-    chunk_spk = np.empty((n_chunks, CHUNK_NEURONS), dtype=np.int32)
+    n_chunks = chunk_n.shape[1]
+    chunk_sum = np.zeros((2, n_chunks))
     xbuf = np.zeros((n_chunks, CHUNK_NEURONS))
-    n_spk = 0
-    first = 0
-    for b in range(n_steps):
-        S_E_prev = pending[0]
-        S_I_prev = pending[1]
-        # the sources of the previous step's arrivals
-        if b == 0:
-            src_spk, q0, q1 = prev_spk, 0, prev_spk.size
-            src_ext, e0, e1 = prev_ext, 0, prev_ext.size
-        else:
-            src_spk, q0, q1 = spk_neuron, first, n_spk
-            src_ext, e0, e1 = ext_src, ext_ptr[b - 1], ext_ptr[b]
-        for t in prange(bounds.size - 1):
-            c_lo = bounds[t] // CHUNK_NEURONS
-            c_hi = (bounds[t + 1] + CHUNK_NEURONS - 1) // CHUNK_NEURONS
-            _deliver(t, q0, q1, src_spk, e0, e1, src_ext, g_split, g_idx, x_split, x_idx, n_E, cnt)
+    counters = np.zeros(n_parts * SLOT, dtype=np.int32)
+    n_recorded = np.zeros(1, dtype=np.int64)
+    for t in prange(n_parts):
+        c_lo = bounds[t] // CHUNK_NEURONS
+        c_hi = (bounds[t + 1] + CHUNK_NEURONS - 1) // CHUNK_NEURONS
+        n_spk = 0
+        for b in range(n_steps):
+            par = (n0 + b) & 1
+            prv = 1 - par
+            # the previous step's spikes by type, for complement delivery
+            S_E_prev = 0
+            S_prev = 0
+            for c in range(n_chunks):
+                S_prev += chunk_n[prv, c, 0]
+                S_E_prev += chunk_n[prv, c, 1]
+            S_I_prev = S_prev - S_E_prev
+            if b == 0:
+                src_ext, e0, e1 = prev_ext, 0, prev_ext.size
+            else:
+                src_ext, e0, e1 = ext_src, ext_ptr[b - 1], ext_ptr[b]
+            _deliver(
+                t, prv, chunk_spk, chunk_n, e0, e1, src_ext,
+                g_split, g_idx, x_split, x_idx, n_E, cnt,
+            )  # fmt: skip
             for c in range(c_lo, c_hi):
                 lo = c * CHUNK_NEURONS
                 m = min(CHUNK_NEURONS, N - lo)
@@ -312,7 +329,7 @@ def _run_block(
                             s0, s1, s2, s3, kn, wn, fn
                         )
                 rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3] = s0, s1, s2, s3
-                chunk_sum[c] = acc
+                chunk_sum[par, c] = acc
                 # (b) integrate, decay, threshold, reset: branch-free
                 n_fire = _update_chunk(
                     lo, m, v, g_E, g_I, g_X, ref, spiked, cnt_E, cnt_I, cnt_X, xb,
@@ -320,44 +337,43 @@ def _run_block(
                 )  # fmt: skip
                 # (c) this chunk's spikes, in neuron order
                 k = 0
+                k_E = 0
                 if n_fire > 0:
                     for jj in range(m):
                         if spiked[np.uint64(lo + jj)]:
-                            chunk_spk[c, k] = lo + jj
+                            chunk_spk[par, c, k] = lo + jj
                             k += 1
-                chunk_nspk[c] = k
-        total = 0.0
-        for c in range(n_chunks):
-            total += chunk_sum[c]
-        V_out[b] = total / N
-        # this step's spikes, in neuron order; delivered in the next step
-        step = n0 + b
-        first = n_spk
-        S_E = 0
-        S_I = 0
-        arr_E = 0
-        arr_I = 0
-        for c in range(n_chunks):
-            for k in range(chunk_nspk[c]):
-                i = chunk_spk[c, k]
-                spk_neuron[n_spk] = i
-                spk_step[n_spk] = step
-                n_spk += 1
-                if i < n_E:
-                    S_E += 1
-                    arr_E += out_deg[i]
-                else:
-                    S_I += 1
-                    arr_I += out_deg[i]
-        arr_X = 0
-        for k in range(ext_ptr[b], ext_ptr[b + 1]):
-            arr_X += x_deg[ext_src[k]]
-        pending[0] = S_E
-        pending[1] = S_I
-        phi_out[0, b] = arr_E / N
-        phi_out[1, b] = arr_I / N
-        phi_out[2, b] = arr_X / N
-    return n_spk
+                            k_E += 1 if lo + jj < n_E else 0
+                chunk_n[par, c, 0] = k
+                chunk_n[par, c, 1] = k_E
+            arrive_and_wait(counters, t, n_parts, b + 1)
+            if t == n_parts - 1:
+                # record the step: V, its spikes in neuron order, φ
+                total = 0.0
+                for c in range(n_chunks):
+                    total += chunk_sum[par, c]
+                V_out[b] = total / N
+                arr_E = 0
+                arr_I = 0
+                for c in range(n_chunks):
+                    for q in range(chunk_n[par, c, 0]):
+                        i = chunk_spk[par, c, q]
+                        spk_neuron[n_spk] = i
+                        spk_step[n_spk] = n0 + b
+                        n_spk += 1
+                        if i < n_E:
+                            arr_E += out_deg[i]
+                        else:
+                            arr_I += out_deg[i]
+                arr_X = 0
+                for k in range(ext_ptr[b], ext_ptr[b + 1]):
+                    arr_X += x_deg[ext_src[k]]
+                phi_out[0, b] = arr_E / N
+                phi_out[1, b] = arr_I / N
+                phi_out[2, b] = arr_X / N
+        if t == n_parts - 1:
+            n_recorded[0] = n_spk
+    return n_recorded[0]
 
 
 def build_graphs(params: Params, p: float, lam: float, seed: int):
@@ -449,18 +465,26 @@ def simulate(
     bounds = _part_bounds(N, numba.get_num_threads())
     g_split = _part_splits(graph.indptr, graph.indices, bounds)
     x_split = _part_splits(external.indptr, external.indices, bounds)
+    if numba.threading_layer() == "tbb":  # a TBB task may run two parts on one thread
+        raise RuntimeError(
+            "nmmval.lif: the Numba threading layer is tbb; set NUMBA_THREADING_LAYER=omp "
+            "(or workqueue): the kernel's parts wait for each other, one per thread"
+        )
 
     rng_drive = streams["drive"]
     init_seq, kernel_seq = streams["noise"].spawn(2)
     v = np.random.Generator(np.random.PCG64(init_seq)).uniform(neu.v_reset_mV, neu.v_th_mV, size=N)
-    rng_state = seed_states(kernel_seq, (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS)
+    n_chunks = (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS
+    rng_state = seed_states(kernel_seq, n_chunks)
     g = np.zeros((3, N))
     ref = np.zeros(N, dtype=np.int32)
     spiked = np.zeros(N, dtype=np.bool_)
     cnt = np.zeros((3, N), dtype=np.int32)
-    pending = np.zeros(2, dtype=np.int64)
-    # the last step's spikes and external events, delivered in the next block
-    prev_spk = np.zeros(0, dtype=np.int32)
+    # the spikes of the last two steps by parity and chunk (how many, how
+    # many excitatory), and the last step's external events: a block's last
+    # step is delivered in the next block
+    chunk_spk = np.zeros((2, n_chunks, CHUNK_NEURONS), dtype=np.int32)
+    chunk_n = np.zeros((2, n_chunks, 2), dtype=np.int64)
     prev_ext = np.zeros(0, dtype=np.int64)
     consts = _consts(params)
 
@@ -478,6 +502,11 @@ def simulate(
     t_loop = time.perf_counter()
     next_report = 0.05
     for start in range(0, n_steps, BLOCK_STEPS):
+        if numba.get_num_threads() != bounds.size - 1:
+            raise RuntimeError(
+                f"nmmval.lif.simulate: the Numba thread count changed from {bounds.size - 1} "
+                f"to {numba.get_num_threads()} during the run"
+            )
         nb = min(BLOCK_STEPS, n_steps - start)
         counts = rng_drive.poisson(ext_rate, size=nb) if ext_rate > 0 else np.zeros(nb, int)
         ext_ptr = np.zeros(nb + 1, dtype=np.int64)
@@ -491,8 +520,8 @@ def simulate(
             ref,
             spiked,
             cnt,
-            pending,
-            prev_spk,
+            chunk_spk,
+            chunk_n,
             prev_ext,
             rng_state,
             ZIGGURAT,
@@ -516,7 +545,6 @@ def simulate(
         phi[:, start : start + nb] = phi_blk[:, :nb]
         spikes_n.append(spk_n_buf[:k].copy())
         spikes_s.append(spk_s_buf[:k].copy())
-        prev_spk = spikes_n[-1][np.searchsorted(spikes_s[-1], start + nb - 1) :]
         prev_ext = ext_src[ext_ptr[nb - 1] :]
         if on_block is not None:
             on_block(start + nb, v, ref)
