@@ -122,6 +122,31 @@ def _deliver(t, par, chunk_spk, chunk_n, e0, e1, ext_src, g_split, g_idx, x_spli
 
 
 @numba.njit(inline="always")
+def _chunk_sum(v, lo, m):
+    """Sum of ``v[lo:lo + m]`` in a fixed order: 8 interleaved lanes (lane
+    j collects neurons lo + j, lo + j + 8, ...), added pairwise, then the
+    ``m % 8`` last neurons in order. Independent lanes let LLVM add them
+    as vectors, where one running sum would be a chain of dependent adds.
+    """
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    m8 = m - m % 8
+    for jj in range(0, m8, 8):
+        u = np.uint64(lo + jj)
+        a0 += v[u]
+        a1 += v[u + np.uint64(1)]
+        a2 += v[u + np.uint64(2)]
+        a3 += v[u + np.uint64(3)]
+        a4 += v[u + np.uint64(4)]
+        a5 += v[u + np.uint64(5)]
+        a6 += v[u + np.uint64(6)]
+        a7 += v[u + np.uint64(7)]
+    acc = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+    for jj in range(m8, m):
+        acc += v[np.uint64(lo + jj)]
+    return acc
+
+
+@numba.njit(inline="always")
 def _step_neuron(u, a_E, a_I, x, v, g_E, g_I, g_X, ref, spiked, cnt_E, cnt_I, cnt_X, k):
     """One neuron's step (MODEL.md §2 steps 2-4, 6), without branches.
 
@@ -268,9 +293,9 @@ def _run_block(
     partition of the targets gives the same counts, and no part writes to
     another's neurons); ``g_split`` and ``x_split`` (:func:`_part_splits`)
     give each source's targets in each part, so that no part searches a
-    target list. Then chunk c of the part (a) sums v for V and draws the
-    noise of its non-refractory neurons, in neuron order, from stream
-    ``rng_state[c]``; (b) updates every neuron without branches
+    target list. Then chunk c of the part (a) sums v for V
+    (:func:`_chunk_sum`) and draws the noise of its non-refractory neurons,
+    in neuron order, from stream ``rng_state[c]``; (b) updates every neuron without branches
     (:func:`_update_chunk`, SIMD; refractory cells keep v); (c) lists its
     spikes. After the barrier, the last part (the one with fewest neurons)
     records the step: V, φ and the spikes in neuron order, while the others
@@ -318,18 +343,16 @@ def _run_block(
                 lo = c * CHUNK_NEURONS
                 m = min(CHUNK_NEURONS, N - lo)
                 xb = xbuf[c]
-                # (a) V and the noise, sequential in neuron order
+                # (a) V's chunk sum; the noise, sequential in neuron order
+                chunk_sum[par, c] = _chunk_sum(v, lo, m)
                 s0, s1, s2, s3 = rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3]
-                acc = 0.0
                 for jj in range(m):
                     u = np.uint64(lo + jj)
-                    acc += v[u]
                     if ref[u] <= 0:
                         xb[np.uint64(jj)], s0, s1, s2, s3 = standard_normal(
                             s0, s1, s2, s3, kn, wn, fn
                         )
                 rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3] = s0, s1, s2, s3
-                chunk_sum[par, c] = acc
                 # (b) integrate, decay, threshold, reset: branch-free
                 n_fire = _update_chunk(
                     lo, m, v, g_E, g_I, g_X, ref, spiked, cnt_E, cnt_I, cnt_X, xb,
