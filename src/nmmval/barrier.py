@@ -56,26 +56,24 @@ def _slot_ptr(context, builder, sig, args):
     return builder.gep(ary.data, [args[1]])
 
 
-@intrinsic
-def _load(typingctx, arr, idx):
-    """``arr[idx]`` (int32), an acquire load."""
-    sig = types.int32(arr, types.intp)
+def _atomic_load(ordering):
+    """An intrinsic ``load(arr, idx)``: ``arr[idx]`` (int32), an atomic load
+    with the given LLVM memory ordering."""
 
-    def codegen(context, builder, sig, args):
-        return builder.load_atomic(_slot_ptr(context, builder, sig, args), "acquire", 4)
+    @intrinsic
+    def load(typingctx, arr, idx):
+        sig = types.int32(arr, types.intp)
 
-    return sig, codegen
+        def codegen(context, builder, sig, args):
+            return builder.load_atomic(_slot_ptr(context, builder, sig, args), ordering, 4)
+
+        return sig, codegen
+
+    return load
 
 
-@intrinsic
-def _load_seq(typingctx, arr, idx):
-    """``arr[idx]`` (int32), a sequentially consistent load."""
-    sig = types.int32(arr, types.intp)
-
-    def codegen(context, builder, sig, args):
-        return builder.load_atomic(_slot_ptr(context, builder, sig, args), "seq_cst", 4)
-
-    return sig, codegen
+_load = _atomic_load("acquire")
+_load_seq = _atomic_load("seq_cst")
 
 
 @intrinsic

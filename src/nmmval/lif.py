@@ -284,27 +284,31 @@ def _run_block(
     ``spk_*``.
 
     One parallel region for the block, one part of :func:`_part_bounds` per
-    thread, each a fixed run of whole chunks of :data:`CHUNK_NEURONS` neurons (the caller makes the
-    part count ``numba.get_num_threads()``: with more parts than threads a
-    part would wait for one queued behind it); the parts meet at a
-    barrier after every step (:func:`nmmval.barrier.arrive_and_wait`). In a
-    step, a part first counts, for its own neurons, the arrivals from the
-    previous step's spikes and external events (integer counts: any
+    thread, each a fixed run of whole chunks of :data:`CHUNK_NEURONS`
+    neurons; the parts meet at a barrier after every step
+    (:func:`nmmval.barrier.arrive_and_wait`). The caller makes the part
+    count ``numba.get_num_threads()``: with more parts than threads, a part
+    would wait for one queued behind it on its own thread.
+
+    In a step, a part first counts, for its own neurons, the arrivals from
+    the previous step's spikes and external events (integer counts: any
     partition of the targets gives the same counts, and no part writes to
     another's neurons); ``g_split`` and ``x_split`` (:func:`_part_splits`)
     give each source's targets in each part, so that no part searches a
     target list. Then chunk c of the part (a) sums v for V
     (:func:`_chunk_sum`) and draws the noise of its non-refractory neurons,
-    in neuron order, from stream ``rng_state[c]``; (b) updates every neuron without branches
-    (:func:`_update_chunk`, SIMD; refractory cells keep v); (c) lists its
-    spikes. After the barrier, the last part (the one with fewest neurons)
-    records the step: V, φ and the spikes in neuron order, while the others
-    go on; the spike lists are kept by step parity, so the next step's
-    writes do not touch what is being recorded. The chunk layout, not the
-    parts, fixes every random stream and the order of every floating-point
-    sum, so results do not depend on the thread count. Indices are unsigned
-    where it matters, so that Numba emits no negative-index wraparound,
-    which keeps LLVM from vectorising.
+    in neuron order, from stream ``rng_state[c]``; (b) updates every neuron
+    without branches (:func:`_update_chunk`, SIMD; refractory cells keep
+    v); (c) lists its spikes. After the barrier, the last part (at
+    N = 10 000 on 2 threads the smaller one) records the step, V, φ and the
+    spikes in neuron order, while the others go on: the spike lists and chunk sums are kept
+    by step parity, so the next step's writes do not touch what is being
+    recorded.
+
+    The chunk layout, not the parts, fixes every random stream and the
+    order of every floating-point sum, so results do not depend on the
+    thread count. Indices are unsigned where it matters, so that Numba
+    emits no negative-index wraparound, which keeps LLVM from vectorising.
     """
     N = v.size
     n_parts = bounds.size - 1
