@@ -121,7 +121,7 @@ def noise_floor(N: int, n_steps: int, seed: int, repeat: int = 3) -> float:
     a floor measured too high would flatter the loop's ratio to it.
     """
     chunk = lif.CHUNK_NEURONS
-    n_chunks = (N + chunk - 1) // chunk
+    n_chunks = lif.chunk_count(N)
     kernel = _floor_kernel
     states = seed_states(np.random.SeedSequence(seed), n_chunks)
     kernel(states.copy(), N, 1, chunk, ZIGGURAT)  # compile / load from cache

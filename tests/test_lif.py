@@ -37,7 +37,7 @@ def run_kernel(
     cnt = np.zeros((3, n), dtype=np.int32)
     if pending_E is not None:
         cnt[0][:] = pending_E
-    n_chunks = (n + lif.CHUNK_NEURONS - 1) // lif.CHUNK_NEURONS
+    n_chunks = lif.chunk_count(n)
     states = seed_states(np.random.SeedSequence(seed), n_chunks)
     n_parts = numba.get_num_threads()  # one part per thread, as simulate makes them
     no_edges = np.zeros((n, n_parts + 1), dtype=np.int64)  # no source has targets

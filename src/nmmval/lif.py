@@ -79,11 +79,16 @@ class Recording:
     loop_s: float
 
 
+def chunk_count(N: int) -> int:
+    """How many chunks of :data:`CHUNK_NEURONS` neurons (the last may be
+    short) cover N neurons: one random stream each."""
+    return (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS
+
+
 def _part_bounds(N: int, n_parts: int) -> np.ndarray:
     """Neuron boundaries of the kernel's parts: part t is neurons
     ``bounds[t] .. bounds[t + 1] - 1``, a run of whole chunks."""
-    n_chunks = (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS
-    return np.minimum(np.arange(n_parts + 1) * n_chunks // n_parts * CHUNK_NEURONS, N)
+    return np.minimum(np.arange(n_parts + 1) * chunk_count(N) // n_parts * CHUNK_NEURONS, N)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -301,9 +306,9 @@ def _run_block(
     without branches (:func:`_update_chunk`, SIMD; refractory cells keep
     v); (c) lists its spikes. After the barrier, the last part (at
     N = 10 000 on 2 threads the smaller one) records the step, V, φ and the
-    spikes in neuron order, while the others go on: the spike lists and chunk sums are kept
-    by step parity, so the next step's writes do not touch what is being
-    recorded.
+    spikes in neuron order, while the others go on: the spike lists and
+    chunk sums are kept by step parity, so the next step's writes do not
+    touch what is being recorded.
 
     The chunk layout, not the parts, fixes every random stream and the
     order of every floating-point sum, so results do not depend on the
@@ -501,7 +506,7 @@ def simulate(
     rng_drive = streams["drive"]
     init_seq, kernel_seq = streams["noise"].spawn(2)
     v = np.random.Generator(np.random.PCG64(init_seq)).uniform(neu.v_reset_mV, neu.v_th_mV, size=N)
-    n_chunks = (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS
+    n_chunks = chunk_count(N)
     rng_state = seed_states(kernel_seq, n_chunks)
     g = np.zeros((3, N))
     ref = np.zeros(N, dtype=np.int32)
