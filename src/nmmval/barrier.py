@@ -163,7 +163,9 @@ def _spin_hint(typingctx):
 @numba.njit(inline="always")
 def arrive_and_wait(counters, part, n_parts, step):
     """Part ``part`` has finished step ``step`` (≥ 1, increasing); return
-    when all ``n_parts`` parts have.
+    when all ``n_parts`` parts have, with the number of times this part
+    slept in the kernel while it waited (0 when the others came within the
+    spin; :class:`nmmval.threads.Governor` reads oversubscription from it).
 
     ``counters`` is an int32 array of ``n_parts * SLOT`` zeros at the start
     of the region (slot ``t * SLOT``: part t's counter; the next: how many
@@ -176,6 +178,7 @@ def arrive_and_wait(counters, part, n_parts, step):
     _store_seq(counters, me, n)
     if _load_seq(counters, me + 1) > 0:
         _futex(counters, me, np.int32(_FUTEX_WAKE_PRIVATE), np.int32(2**31 - 1))
+    sleeps = 0
     for other in range(n_parts):
         at = other * SLOT
         checks = 0
@@ -187,4 +190,6 @@ def arrive_and_wait(counters, part, n_parts, step):
                 seen = _load_seq(counters, at)
                 if seen < n:
                     _futex(counters, at, np.int32(_FUTEX_WAIT_PRIVATE), seen)
+                    sleeps += 1
                 _add_seq(counters, at + 1, np.int32(-1))
+    return sleeps

@@ -34,6 +34,7 @@ from nmmval.barrier import SLOT, arrive_and_wait
 from nmmval.config import Params
 from nmmval.network import Graph, bipartite, cell_streams, complement, erdos_renyi
 from nmmval.rng import ZIGGURAT, seed_states, standard_normal
+from nmmval.threads import Governor, available_cpus
 
 #: neurons per work chunk: the chunk layout, not the thread count, fixes the
 #: order of every floating-point sum, so results do not depend on threads.
@@ -60,6 +61,8 @@ class Recording:
         population).
     Vbar_mV : float
         Mean of V over [T0, T).
+    steps_by_threads : dict
+        Thread count -> steps run on it (:class:`nmmval.threads.Governor`).
     """
 
     V_mV: np.ndarray
@@ -77,6 +80,7 @@ class Recording:
     n_ext_edges: int
     build_s: float
     loop_s: float
+    steps_by_threads: dict
 
 
 def chunk_count(N: int) -> int:
@@ -276,6 +280,7 @@ def _run_block(
     phi_out,
     spk_neuron,
     spk_step,
+    sleeps,
 ):
     """Integrate ``n_steps`` steps starting at global step ``n0``.
 
@@ -285,7 +290,8 @@ def _run_block(
     of the last two steps, by step parity and chunk (``chunk_n[., c]``: how
     many, how many excitatory); ``prev_ext`` the external trains' events of
     the step before ``n0``, not yet delivered; ``phi_out`` (3, ≥ n_steps)
-    receives φ_E, φ_I, φ_ext. Returns the number of spikes written to
+    receives φ_E, φ_I, φ_ext; ``sleeps`` (≥ n_parts, int64) the times each
+    part slept at the barrier. Returns the number of spikes written to
     ``spk_*``.
 
     One parallel region for the block, one part of :func:`_part_bounds` per
@@ -330,6 +336,7 @@ def _run_block(
         c_lo = bounds[t] // CHUNK_NEURONS
         c_hi = (bounds[t + 1] + CHUNK_NEURONS - 1) // CHUNK_NEURONS
         n_spk = 0
+        n_sleep = 0
         for b in range(n_steps):
             par = (n0 + b) & 1
             prv = 1 - par
@@ -378,7 +385,7 @@ def _run_block(
                             k_E += 1 if lo + jj < n_E else 0
                 chunk_n[par, c, 0] = k
                 chunk_n[par, c, 1] = k_E
-            arrive_and_wait(counters, t, n_parts, b + 1)
+            n_sleep += arrive_and_wait(counters, t, n_parts, b + 1)
             if t == n_parts - 1:
                 # record the step: V, its spikes in neuron order, φ
                 total = 0.0
@@ -403,6 +410,7 @@ def _run_block(
                 phi_out[0, b] = arr_E / N
                 phi_out[1, b] = arr_I / N
                 phi_out[2, b] = arr_X / N
+        sleeps[t] = n_sleep
         if t == n_parts - 1:
             n_recorded[0] = n_spk
     return n_recorded[0]
@@ -467,7 +475,11 @@ def simulate(
     seed : int
         Repetition index; with ``params.seed``, p and λ it fixes every stream.
     threads : int, optional
-        Numba threads; results are bitwise independent of it.
+        Most Numba threads to use (default: :func:`nmmval.threads.available_cpus`,
+        capped by Numba's ``NUMBA_NUM_THREADS``). Between blocks of steps the
+        kernel runs on fewer while the cores are oversubscribed
+        (:class:`nmmval.threads.Governor`); results are bitwise independent
+        of the thread count. The caller's Numba thread count is restored.
     delivery : {"auto", "direct", "complement"}
         Deliver spikes through the present edges or through the missing ones
         (inputs = all spikes of the type minus the missing edges). "auto"
@@ -481,8 +493,11 @@ def simulate(
         tests; the arrays must not be modified).
     """
     t_start = time.perf_counter()
-    if threads is not None:
-        numba.set_num_threads(int(threads))
+    n_max = min(
+        available_cpus() if threads is None else int(threads), numba.config.NUMBA_NUM_THREADS
+    )
+    if n_max < 1:
+        raise ValueError(f"threads: {threads!r} must be >= 1")
     net, neu, sim = params.network, params.neuron, params.simulation
     internal, external, n_E, streams = build_graphs(params, p, lam, seed)
     want_compl = internal.complemented if delivery == "auto" else delivery == "complement"
@@ -494,9 +509,19 @@ def simulate(
     n0 = sim.n0_steps
     out_deg = internal.out_degree()
     x_deg = external.out_degree()
-    bounds = _part_bounds(N, numba.get_num_threads())
-    g_split = _part_splits(graph.indptr, graph.indices, bounds)
-    x_split = _part_splits(external.indptr, external.indices, bounds)
+    layouts = {}  # thread count -> part bounds and each graph's splits at them
+
+    def layout(n):
+        if n not in layouts:
+            bounds = _part_bounds(N, n)
+            layouts[n] = (
+                bounds,
+                _part_splits(graph.indptr, graph.indices, bounds),
+                _part_splits(external.indptr, external.indices, bounds),
+            )
+        return layouts[n]
+
+    layout(n_max)
     if numba.threading_layer() == "tbb":  # a TBB task may run two parts on one thread
         raise RuntimeError(
             "nmmval.lif: the Numba threading layer is tbb; set NUMBA_THREADING_LAYER=omp "
@@ -529,66 +554,81 @@ def simulate(
     spk_n_buf = np.empty(BLOCK_STEPS * N, dtype=np.int32)
     spk_s_buf = np.empty(BLOCK_STEPS * N, dtype=np.int32)
     spikes_n, spikes_s = [], []
+    sleeps = np.zeros(n_max, dtype=np.int64)
+    governor = Governor(n_max, log=sys.stderr if progress else None)
+    caller_threads = numba.get_num_threads()
     ext_rate = net.M * net.nu_ext_Hz * sim.dt_ms * 1e-3 if n_E > 0 else 0.0
     build_s = time.perf_counter() - t_start
     t_loop = time.perf_counter()
     next_report = 0.05
-    for start in range(0, n_steps, BLOCK_STEPS):
-        if numba.get_num_threads() != bounds.size - 1:
-            raise RuntimeError(
-                f"nmmval.lif.simulate: the Numba thread count changed from {bounds.size - 1} "
-                f"to {numba.get_num_threads()} during the run"
-            )
-        nb = min(BLOCK_STEPS, n_steps - start)
-        counts = rng_drive.poisson(ext_rate, size=nb) if ext_rate > 0 else np.zeros(nb, int)
-        ext_ptr = np.zeros(nb + 1, dtype=np.int64)
-        np.cumsum(counts, out=ext_ptr[1:])
-        ext_src = rng_drive.integers(0, max(net.M, 1), size=int(ext_ptr[-1]), dtype=np.int64)
-        k = _run_block(
-            start,
-            nb,
-            v,
-            g,
-            ref,
-            spiked,
-            cnt,
-            chunk_spk,
-            chunk_n,
-            prev_ext,
-            rng_state,
-            ZIGGURAT,
-            ext_ptr,
-            ext_src,
-            g_split,
-            graph.indices,
-            graph.complemented,
-            x_split,
-            external.indices,
-            out_deg,
-            x_deg,
-            n_E,
-            consts,
-            bounds,
-            V[start : start + nb],
-            phi_blk,
-            spk_n_buf,
-            spk_s_buf,
-        )
-        phi[:, start : start + nb] = phi_blk[:, :nb]
-        spikes_n.append(spk_n_buf[:k].copy())
-        spikes_s.append(spk_s_buf[:k].copy())
-        prev_ext = ext_src[ext_ptr[nb - 1] :]
-        if on_block is not None:
-            on_block(start + nb, v, ref)
-        if progress and (start + nb) / n_steps >= next_report:
-            frac = (start + nb) / n_steps
-            print(
-                f"nmmval simulate p={p:g} lam={lam:g} seed={seed}: {100 * frac:5.1f} % "
-                f"({time.perf_counter() - t_loop:.1f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-            next_report = frac + 0.05
+    try:
+        for start in range(0, n_steps, BLOCK_STEPS):
+            nb = min(BLOCK_STEPS, n_steps - start)
+            counts = rng_drive.poisson(ext_rate, size=nb) if ext_rate > 0 else np.zeros(nb, int)
+            ext_ptr = np.zeros(nb + 1, dtype=np.int64)
+            np.cumsum(counts, out=ext_ptr[1:])
+            ext_src = rng_drive.integers(0, max(net.M, 1), size=int(ext_ptr[-1]), dtype=np.int64)
+            # the block's steps in one kernel call, or two when the governor
+            # probes more threads on its first steps: a call may start anywhere,
+            # the state between steps does not depend on the thread count
+            a = 0
+            while a < nb:
+                n_threads, m = governor.next_segment(nb - a)
+                bounds, g_split, x_split = layout(n_threads)
+                numba.set_num_threads(n_threads)  # one part per thread (see _run_block)
+                t_seg = time.perf_counter()
+                k = _run_block(
+                    start + a,
+                    m,
+                    v,
+                    g,
+                    ref,
+                    spiked,
+                    cnt,
+                    chunk_spk,
+                    chunk_n,
+                    prev_ext if a == 0 else ext_src[ext_ptr[a - 1] : ext_ptr[a]],
+                    rng_state,
+                    ZIGGURAT,
+                    ext_ptr[a : a + m + 1],
+                    ext_src,
+                    g_split,
+                    graph.indices,
+                    graph.complemented,
+                    x_split,
+                    external.indices,
+                    out_deg,
+                    x_deg,
+                    n_E,
+                    consts,
+                    bounds,
+                    V[start + a : start + a + m],
+                    phi_blk,
+                    spk_n_buf,
+                    spk_s_buf,
+                    sleeps,
+                )
+                governor.done(
+                    n_threads, m, time.perf_counter() - t_seg, int(sleeps[:n_threads].sum())
+                )
+                phi[:, start + a : start + a + m] = phi_blk[:, :m]
+                spikes_n.append(spk_n_buf[:k].copy())
+                spikes_s.append(spk_s_buf[:k].copy())
+                a += m
+            prev_ext = ext_src[ext_ptr[nb - 1] :]
+            if on_block is not None:
+                on_block(start + nb, v, ref)
+            if progress and (start + nb) / n_steps >= next_report:
+                frac = (start + nb) / n_steps
+                print(
+                    f"nmmval simulate p={p:g} lam={lam:g} seed={seed}: {100 * frac:5.1f} % "
+                    f"({time.perf_counter() - t_loop:.1f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                next_report = frac + 0.05
+    finally:
+        numba.set_num_threads(caller_threads)
     loop_s = time.perf_counter() - t_loop
     spike_neuron = np.concatenate(spikes_n)
     spike_step = np.concatenate(spikes_s)
@@ -613,4 +653,5 @@ def simulate(
         n_ext_edges=external.n_edges,
         build_s=build_s,
         loop_s=loop_s,
+        steps_by_threads=dict(governor.steps_by_threads),
     )
