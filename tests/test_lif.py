@@ -1,6 +1,7 @@
 """The LIF network kernel against closed forms and exact bookkeeping (MODEL.md §2-4)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,8 @@ import numba
 import numpy as np
 import pytest
 
-from nmmval import lif
-from nmmval.network import complement
+from nmmval import kernel, lif
+from nmmval.network import Graph, complement
 from nmmval.rng import ZIGGURAT, seed_states
 
 from conftest import small_params
@@ -19,45 +20,34 @@ from conftest import small_params
 def run_kernel(
     params, v0, n_steps, g0=(0.0, 0.0, 0.0), pending_E=None, noise=True, seed=0, decay=None
 ):
-    """Run the kernel on N unconnected neurons without external drive.
+    """Run the kernel on N unconnected excitatory neurons without external drive.
 
     Returns (v, (g_E, g_I, g_X), ref, V, spikes) after ``n_steps``. ``decay``
     replaces the three per-step conductance decay factors.
     """
     consts = lif._consts(params)
     if decay is not None:
-        consts[9:12] = decay
+        consts = consts._replace(decay_E=decay, decay_I=decay, decay_ext=decay)
     if not noise:
-        consts[1] = 0.0
+        consts = consts._replace(noise_sigma_mV=0.0)
     v = np.array(v0, dtype=float)
     n = v.size
-    g = np.array([np.full(n, x, dtype=float) for x in g0])
-    ref = np.zeros(n, dtype=np.int32)
-    spiked = np.zeros(n, dtype=np.bool_)
-    cnt = np.zeros((3, n), dtype=np.int32)
+    neurons = kernel.new_neurons(v)
+    neurons.g_nS[:] = np.reshape(g0, (3, 1))
     if pending_E is not None:
-        cnt[0][:] = pending_E
-    n_chunks = lif.chunk_count(n)
-    states = seed_states(np.random.SeedSequence(seed), n_chunks)
+        neurons.arrivals[0] = pending_E
+    chunks = kernel.new_chunks(seed_states(np.random.SeedSequence(seed), lif.chunk_count(n)))
     n_parts = numba.get_num_threads()  # one part per thread, as simulate makes them
-    no_edges = np.zeros((n, n_parts + 1), dtype=np.int64)  # no source has targets
-    V = np.empty(n_steps)
-    phi = np.empty((3, n_steps))
-    spk_n = np.empty(n * n_steps, dtype=np.int32)
-    spk_s = np.empty(n * n_steps, dtype=np.int32)
-    chunk_spk = np.zeros((2, n_chunks, lif.CHUNK_NEURONS), dtype=np.int32)
-    chunk_n = np.zeros((2, n_chunks, 2), dtype=np.int64)
-    k = lif._run_block(
-        0, n_steps, v, g, ref, spiked, cnt, chunk_spk, chunk_n,
-        np.zeros(0, dtype=np.int64), states, ZIGGURAT,
-        np.zeros(n_steps + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
-        no_edges, np.zeros(0, dtype=np.int32), False,
-        np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int32),
-        np.zeros(n, dtype=np.int64), np.zeros(0, dtype=np.int64),
-        n, consts, lif._part_bounds(n, n_parts), V, phi, spk_n, spk_s,
-        np.zeros(n_parts, dtype=np.int64),
-    )  # fmt: skip
-    return v, g, ref, V, (spk_n[:k], spk_s[:k])
+    no_edges = np.zeros(0, dtype=np.int32)
+    unconnected = Graph(np.zeros(n + 1, dtype=np.int64), no_edges, n, False, False)
+    no_trains = Graph(np.zeros(1, dtype=np.int64), no_edges, n, False, True)
+    none = np.zeros(0, dtype=np.int64)
+    no_drive = kernel.Drive(none, np.zeros(n_steps + 1, dtype=np.int64), none, ZIGGURAT)
+    out = kernel.new_output(n_steps, n, n_parts)
+    wiring = kernel.wire(unconnected, no_trains, n, n_parts)
+    k = kernel.run_block(0, n_steps, neurons, chunks, no_drive, wiring, consts, out)
+    spikes = (out.spike_neuron[:k], out.spike_step[:k])
+    return neurons.v_mV, neurons.g_nS, neurons.ref_steps, out.V_mV, spikes
 
 
 def test_conductance_decays_exactly_without_input():
@@ -79,6 +69,16 @@ def test_one_arrival_raises_g_by_ghat_over_tau():
     expected = params.network.g_hat_E_nSms / params.network.tau_E_ms
     np.testing.assert_allclose(g[0][0] / dec, expected, rtol=1e-14)
     assert g[0][1] == 0.0
+
+
+def test_V_is_the_mean_of_v_at_the_start_of_each_step():
+    """What the kernel records reaches the caller (Numba drops writes to a
+    bundle's arrays inside a parallel loop, see ``nmmval.kernel``)."""
+    params = small_params(**{"neuron.v_th_mV": 100})
+    v0 = np.linspace(-70.0, -55.0, 300)
+    v1, _, _, _, _ = run_kernel(params, v0, 1)
+    _, _, _, V, _ = run_kernel(params, v0, 2)
+    np.testing.assert_allclose(V, [v0.mean(), v1.mean()], rtol=1e-14)
 
 
 def test_membrane_converges_to_fixed_point_with_constant_conductances():
@@ -255,13 +255,11 @@ def test_on_block_sees_state_between_blocks():
 
 @pytest.mark.parametrize("compl", [False, True])
 def test_vectorised_update_equals_the_scalar_rule_bit_for_bit(compl):
-    """`_update_chunk` (branch-free, SIMD) against MODEL.md §2 steps 2-4, 6
+    """`kernel.update_chunk` (branch-free, SIMD) against MODEL.md §2 steps 2-4, 6
     written neuron by neuron in plain Python, refractory and spiking cells
     included."""
     params = small_params()
-    consts = lif._consts(params)
-    dt_tm, sig, v_rest, v_E, v_I, v_X, inv_gL, v_th, v_reset = consts[:9]
-    dec, inc, n_ref = consts[9:12], consts[12:15], int(consts[15])
+    k = lif._consts(params)
     rng = np.random.default_rng(5)
     lo, m, n_E, N = 3, 61, 40, 70
     v = rng.uniform(-70.0, -49.0, N)
@@ -278,25 +276,36 @@ def test_vectorised_update_equals_the_scalar_rule_bit_for_bit(compl):
         self_E, self_I = int(spiked[i] and i < n_E), int(spiked[i] and i >= n_E)
         a_E = S_E - self_E - int(cnt[0, i]) if compl else int(cnt[0, i])
         a_I = S_I - self_I - int(cnt[1, i]) if compl else int(cnt[1, i])
-        gE, gI = g[0, i] + a_E * inc[0], g[1, i] + a_I * inc[1]
-        gX = g[2, i] + int(cnt[2, i]) * inc[2]
+        gE, gI = g[0, i] + a_E * k.dg_E_nS, g[1, i] + a_I * k.dg_I_nS
+        gX = g[2, i] + int(cnt[2, i]) * k.dg_ext_nS
         vi, fired = v[i], False
         if ref[i] > 0:
             eref[i] -= 1
         else:
-            drive = -(vi - v_rest) - inv_gL * (gE * (vi - v_E) + gI * (vi - v_I) + gX * (vi - v_X))
-            vi = vi + dt_tm * drive + sig * xb[j]
-            if vi >= v_th:
-                fired, vi, eref[i] = True, v_reset, n_ref
+            syn = gE * (vi - k.v_E_mV) + gI * (vi - k.v_I_mV) + gX * (vi - k.v_ext_mV)
+            drive = -(vi - k.v_rest_mV) - k.inv_g_L_per_nS * syn
+            vi = vi + k.dt_over_tau_m * drive + k.noise_sigma_mV * xb[j]
+            if vi >= k.v_th_mV:
+                fired, vi, eref[i] = True, k.v_reset_mV, k.n_ref_steps
         ev[i], espk[i] = vi, fired
-        eg[:, i] = (gE * dec[0], gI * dec[1], gX * dec[2])
+        eg[:, i] = (gE * k.decay_E, gI * k.decay_I, gX * k.decay_ext)
         ecnt[:, i] = 0
     xb_full = np.zeros(lif.CHUNK_NEURONS)
     xb_full[:m] = xb
-    lif._update_chunk(
-        lo, m, v, g[0], g[1], g[2], ref, spiked, cnt[0], cnt[1], cnt[2], xb_full,
-        S_E, S_I, int(compl), n_E, consts,
-    )  # fmt: skip
+    neurons = kernel.Neurons(v_mV=v, g_nS=g, ref_steps=ref, spiked=spiked, arrivals=cnt)
+    kernel.update_chunk(lo, m, xb_full, S_E, S_I, int(compl), n_E, neurons, k)
     assert espk[lo : lo + m].any() and (ref[lo : lo + m] > 0).any()  # both branches taken
     for got, want in zip((v, g, ref, spiked, cnt), expected, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_update_chunk_vectorises_both_loops():
+    """LLVM vectorises `kernel.update_chunk`'s direct and complement loops
+    (the result is the same without, the speed is not): a bundle's array
+    read inside a loop that branches would stop it (see `nmmval.kernel`)."""
+    fresh = numba.njit(kernel.update_chunk.py_func)  # not from the cache: its IR can be read
+    n = 300
+    neurons = kernel.new_neurons(np.zeros(n))
+    fresh(0, n, np.zeros(n), 0, 0, 1, n, neurons, lif._consts(small_params()))
+    ir = fresh.inspect_llvm(fresh.signatures[0])
+    assert len(re.findall(r"^vector\.body\d*:", ir, flags=re.M)) == 2

@@ -1,6 +1,6 @@
 """A step barrier for the threads of one Numba parallel region.
 
-:func:`nmmval.lif._run_block` keeps one parallel region open for a whole
+:func:`nmmval.kernel.run_block` keeps one parallel region open for a whole
 block of steps, one part of the network per thread, and meets at a barrier
 after every step instead of opening a region per step (1.5-2.5 µs of fork
 and join on a ~30 µs step). Numba has no atomics, so they are written here

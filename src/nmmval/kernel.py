@@ -1,0 +1,560 @@
+"""The Numba kernel of :func:`nmmval.lif.simulate`: blocks of steps of the network.
+
+:func:`run_block` integrates the model of MODEL.md §2-4 (paper Eqs. 5-12),
+in the order within a step that :mod:`nmmval.lif` gives, for a block of
+steps. Units: v in mV, g in nS, time in steps of dt. Its arguments, besides
+the first step and the step count, are six named bundles
+(:class:`typing.NamedTuple`, which Numba compiles, and caches, as tuples):
+
+- :class:`Neurons` and :class:`Chunks`, the state that carries over from one
+  step to the next: each neuron's, and each chunk's (random stream, spikes);
+- :class:`Drive`, the external trains' events of the call and the noise's tables;
+- :class:`Wiring`, the graphs, cut at the parts' neuron boundaries;
+- :class:`Consts`, the neuron's and the synapses' constants per step;
+- :class:`Output`, what the call records.
+
+The neurons are cut into chunks of :data:`CHUNK_NEURONS`, each with a random
+stream of its own; the chunks, not the threads, fix every random number and
+the order of every floating-point sum, so results do not depend on the
+thread count.
+
+Numba (0.68) shapes how the kernels read the bundles, in three ways. In
+the parallel loop of :func:`run_block`, writes to an array reached through
+a tuple's field are lost (numba/numba issues 5872, 7135, 10338), so
+:func:`run_block` takes its arrays out of the bundles before that loop and
+hands bundles whole only to calls that are not inlined. A field read in a
+loop's own body costs a reference-count update per pass, which keeps LLVM
+from vectorising the loop; in an inlined helper (:func:`_direct_arrivals`,
+:func:`_complement_arrivals`, :func:`_step_neuron`) it costs nothing. And a
+call that is not inlined updates the reference count of every array of
+every bundle passed to it (about 15 ns each), so :func:`update_chunk`,
+called per chunk and step, is passed :class:`Neurons` (5 arrays) alone.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from numba import prange
+
+from nmmval.barrier import SLOT, arrive_and_wait
+from nmmval.network import Graph
+from nmmval.rng import standard_normal
+
+#: neurons per work chunk: the chunk layout, not the thread count, fixes the
+#: order of every floating-point sum, so results do not depend on threads.
+CHUNK_NEURONS = 256
+
+
+class Consts(NamedTuple):
+    """The constants of Eqs. 11a-b in the form one Euler-Maruyama step uses.
+
+    All float64 but ``n_ref_steps`` (int64): the kernel has one signature.
+
+    Attributes
+    ----------
+    dt_over_tau_m : float
+        dt/τ_m (dimensionless).
+    noise_sigma_mV : float
+        sqrt(Q·dt)/τ_m: the standard deviation of a step's noise on v (mV).
+    v_rest_mV, v_E_mV, v_I_mV, v_ext_mV : float
+        Resting potential ṽ and reversal potentials ṽ_σ (mV).
+    inv_g_L_per_nS : float
+        1/g_L (nS⁻¹).
+    v_th_mV, v_reset_mV : float
+        Threshold and reset potential (mV).
+    decay_E, decay_I, decay_ext : float
+        exp(-dt/τ_σ): a step's factor on g_σ (dimensionless).
+    dg_E_nS, dg_I_nS, dg_ext_nS : float
+        ĝ_σ/τ_σ: the rise of g_σ per arriving type-σ spike (nS).
+    n_ref_steps : int
+        round(τ_ref/dt): the steps a cell is held at v_reset after a spike.
+    """
+
+    dt_over_tau_m: float
+    noise_sigma_mV: float
+    v_rest_mV: float
+    v_E_mV: float
+    v_I_mV: float
+    v_ext_mV: float
+    inv_g_L_per_nS: float
+    v_th_mV: float
+    v_reset_mV: float
+    decay_E: float
+    decay_I: float
+    decay_ext: float
+    dg_E_nS: float
+    dg_I_nS: float
+    dg_ext_nS: float
+    n_ref_steps: int
+
+
+class Wiring(NamedTuple):
+    """Who projects to whom, cut into the kernel's parts (:func:`wire`).
+
+    Attributes
+    ----------
+    bounds : ndarray, int64, (n_parts + 1,)
+        Part t is neurons ``bounds[t] .. bounds[t + 1] - 1`` (:func:`part_bounds`).
+    n_E : int
+        Neurons ``0 .. n_E - 1`` are excitatory, the others inhibitory.
+    targets : ndarray, int32
+        The internal graph's target lists (:class:`nmmval.network.Graph`
+        ``indices``): its edges, or with ``complement`` its missing edges.
+    split : ndarray, int64, (N, n_parts + 1)
+        Source s's targets in part t are ``targets[split[s, t]:split[s, t + 1]]``
+        (:func:`part_splits`).
+    complement : bool
+        ``targets`` lists the missing edges: deliver by the complement.
+    ext_targets : ndarray, int32
+        The external graph's target lists (its edges).
+    ext_split : ndarray, int64, (M, n_parts + 1)
+        As ``split``, for the external trains.
+    out_deg, ext_out_deg : ndarray, int64, (N,), (M,)
+        Each neuron's and each train's out-degree (edges present), for φ.
+    """
+
+    bounds: np.ndarray
+    n_E: int
+    targets: np.ndarray
+    split: np.ndarray
+    complement: bool
+    ext_targets: np.ndarray
+    ext_split: np.ndarray
+    out_deg: np.ndarray
+    ext_out_deg: np.ndarray
+
+
+class Neurons(NamedTuple):
+    """Each neuron's state at the start of a step (:func:`new_neurons`).
+
+    Attributes
+    ----------
+    v_mV : ndarray, float64, (N,)
+        Membrane potentials (mV).
+    g_nS : ndarray, float64, (3, N)
+        Conductances g_E, g_I, g_ext (nS).
+    ref_steps : ndarray, int32, (N,)
+        Steps each cell is still held at v_reset (0: not refractory).
+    spiked : ndarray, bool, (N,)
+        Which cells fired in the last step.
+    arrivals : ndarray, int32, (3, N)
+        E, I and external arrivals counted so far for the next update.
+    """
+
+    v_mV: np.ndarray
+    g_nS: np.ndarray
+    ref_steps: np.ndarray
+    spiked: np.ndarray
+    arrivals: np.ndarray
+
+
+class Chunks(NamedTuple):
+    """Each chunk's state at the start of a step (:func:`new_chunks`).
+
+    Attributes
+    ----------
+    spikes : ndarray, int32, (2, n_chunks, CHUNK_NEURONS)
+        The spikes of the last two steps, by step parity and chunk, in neuron order.
+    n_spikes : ndarray, int64, (2, n_chunks, 2)
+        How many of them, and how many excitatory (``n_spikes[parity, c]``).
+    rng_state : ndarray, uint64, (n_chunks, 4)
+        Each chunk's xoshiro256** stream (:func:`nmmval.rng.seed_states`).
+    """
+
+    spikes: np.ndarray
+    n_spikes: np.ndarray
+    rng_state: np.ndarray
+
+
+class Drive(NamedTuple):
+    """The drive of one kernel call besides the network: external events and noise.
+
+    Attributes
+    ----------
+    ext_prev : ndarray, int64
+        The trains of the external events of the step before the call's first,
+        not yet delivered.
+    ext_ptr : ndarray, int64, (n_steps + 1,)
+        The call's step b has the events ``ext_src[ext_ptr[b]:ext_ptr[b + 1]]``.
+    ext_src : ndarray, int64
+        The train of each external event.
+    zig : ndarray, float64, (3, 128)
+        The normal sampler's ziggurat tables (:data:`nmmval.rng.ZIGGURAT`).
+    """
+
+    ext_prev: np.ndarray
+    ext_ptr: np.ndarray
+    ext_src: np.ndarray
+    zig: np.ndarray
+
+
+class Output(NamedTuple):
+    """What one kernel call of ``n_steps`` steps records (:func:`new_output`).
+
+    Attributes
+    ----------
+    V_mV : ndarray, float64, (≥ n_steps,)
+        The mean of v at the start of each step (mV).
+    phi : ndarray, float64, (3, ≥ n_steps)
+        φ_E, φ_I, φ_ext of each step (arrivals per neuron).
+    spike_neuron, spike_step : ndarray, int32, (≥ spikes of the call,)
+        Every spike's neuron and global step, by step and neuron.
+    sleeps : ndarray, int64, (≥ n_parts,)
+        How often each part slept at the step barrier.
+    """
+
+    V_mV: np.ndarray
+    phi: np.ndarray
+    spike_neuron: np.ndarray
+    spike_step: np.ndarray
+    sleeps: np.ndarray
+
+
+def chunk_count(N: int) -> int:
+    """How many chunks of :data:`CHUNK_NEURONS` neurons (the last may be
+    short) cover N neurons: one random stream each."""
+    return (N + CHUNK_NEURONS - 1) // CHUNK_NEURONS
+
+
+def part_bounds(N: int, n_parts: int) -> np.ndarray:
+    """Neuron boundaries of the kernel's parts: part t is neurons
+    ``bounds[t] .. bounds[t + 1] - 1``, a run of whole chunks."""
+    return np.minimum(np.arange(n_parts + 1) * chunk_count(N) // n_parts * CHUNK_NEURONS, N)
+
+
+@numba.njit(parallel=True, cache=True)
+def part_splits(indptr, indices, bounds):
+    """Where each source's sorted targets cross the part boundaries.
+
+    Returns ``split`` (n_sources, bounds.size): the targets of source s in
+    [bounds[t], bounds[t + 1]) are ``indices[split[s, t]:split[s, t + 1]]``.
+    """
+    n_src = indptr.size - 1
+    split = np.empty((n_src, bounds.size), dtype=np.int64)
+    for s in prange(n_src):
+        a = indptr[s]
+        row = indices[a : indptr[s + 1]]
+        for j in range(bounds.size):
+            split[s, j] = a + np.searchsorted(row, bounds[j])
+    return split
+
+
+def wire(graph: Graph, external: Graph, n_E: int, n_parts: int) -> Wiring:
+    """The :class:`Wiring` of the internal ``graph`` (either side, see
+    :func:`nmmval.network.complement`) and the ``external`` one, cut into
+    ``n_parts`` parts."""
+    bounds = part_bounds(graph.n_sources, n_parts)
+    return Wiring(
+        bounds=bounds,
+        n_E=n_E,
+        targets=graph.indices,
+        split=part_splits(graph.indptr, graph.indices, bounds),
+        complement=graph.complemented,
+        ext_targets=external.indices,
+        ext_split=part_splits(external.indptr, external.indices, bounds),
+        out_deg=graph.out_degree(),
+        ext_out_deg=external.out_degree(),
+    )
+
+
+def new_neurons(v_mV: np.ndarray) -> Neurons:
+    """:class:`Neurons` before the first step: membrane potentials ``v_mV``
+    (mV); no conductance, no refractory cell, no spike or arrival pending."""
+    N = v_mV.size
+    return Neurons(
+        v_mV=v_mV,
+        g_nS=np.zeros((3, N)),
+        ref_steps=np.zeros(N, dtype=np.int32),
+        spiked=np.zeros(N, dtype=np.bool_),
+        arrivals=np.zeros((3, N), dtype=np.int32),
+    )
+
+
+def new_chunks(rng_state: np.ndarray) -> Chunks:
+    """:class:`Chunks` before the first step: noise streams ``rng_state``
+    (one per chunk, :func:`nmmval.rng.seed_states`), no spikes."""
+    n_chunks = rng_state.shape[0]
+    return Chunks(
+        spikes=np.zeros((2, n_chunks, CHUNK_NEURONS), dtype=np.int32),
+        n_spikes=np.zeros((2, n_chunks, 2), dtype=np.int64),
+        rng_state=rng_state,
+    )
+
+
+def new_output(n_steps: int, N: int, n_parts: int) -> Output:
+    """Buffers for kernel calls of up to ``n_steps`` steps of N neurons in
+    up to ``n_parts`` parts (every cell may fire in every step)."""
+    return Output(
+        V_mV=np.empty(n_steps),
+        phi=np.empty((3, n_steps)),
+        spike_neuron=np.empty(n_steps * N, dtype=np.int32),
+        spike_step=np.empty(n_steps * N, dtype=np.int32),
+        sleeps=np.zeros(n_parts, dtype=np.int64),
+    )
+
+
+@numba.njit(cache=True)
+def _deliver(t, par, src, e0, e1, neurons, chunks, wiring):
+    """Count, at the targets in part ``t``, the arrivals of the spikes of
+    step parity ``par`` (``chunks.spikes``) and of the external events of the
+    trains ``src[e0:e1]``, in ``neurons.arrivals``. Not inlined into the
+    parallel region (see the module docstring)."""
+    spikes, n_spikes, n_E = chunks.spikes, chunks.n_spikes, wiring.n_E
+    arr_E, arr_I, arr_X = neurons.arrivals[0], neurons.arrivals[1], neurons.arrivals[2]
+    targets, split = wiring.targets, wiring.split
+    ext_targets, ext_split = wiring.ext_targets, wiring.ext_split
+    for c in range(n_spikes.shape[1]):
+        for q in range(n_spikes[par, c, 0]):
+            i = spikes[par, c, q]
+            row = arr_E if i < n_E else arr_I
+            for k in range(split[i, t], split[i, t + 1]):
+                row[np.uint64(targets[k])] += 1
+    for k in range(e0, e1):
+        s = src[k]
+        for kk in range(ext_split[s, t], ext_split[s, t + 1]):
+            arr_X[np.uint64(ext_targets[kk])] += 1
+
+
+@numba.njit(inline="always")
+def _chunk_sum(v, lo, m):
+    """Sum of ``v[lo:lo + m]`` in a fixed order: 8 interleaved lanes (lane
+    j collects neurons lo + j, lo + j + 8, ...), added pairwise, then the
+    ``m % 8`` last neurons in order. Independent lanes let LLVM add them
+    as vectors, where one running sum would be a chain of dependent adds.
+    """
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    m8 = m - m % 8
+    for jj in range(0, m8, 8):
+        u = np.uint64(lo + jj)
+        a0 += v[u]
+        a1 += v[u + np.uint64(1)]
+        a2 += v[u + np.uint64(2)]
+        a3 += v[u + np.uint64(3)]
+        a4 += v[u + np.uint64(4)]
+        a5 += v[u + np.uint64(5)]
+        a6 += v[u + np.uint64(6)]
+        a7 += v[u + np.uint64(7)]
+    acc = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+    for jj in range(m8, m):
+        acc += v[np.uint64(lo + jj)]
+    return acc
+
+
+@numba.njit(inline="always")
+def _direct_arrivals(u, neurons):
+    """Neuron ``u``'s E and I arrivals of the previous step, delivered
+    through the graph's edges: the counts."""
+    return np.float64(neurons.arrivals[0, u]), np.float64(neurons.arrivals[1, u])
+
+
+@numba.njit(inline="always")
+def _complement_arrivals(u, is_E, S_E, S_I, neurons):
+    """Neuron ``u``'s E and I arrivals of the previous step, delivered
+    through the graph's missing edges: all ``S_E``, ``S_I`` spikes of the
+    type, minus those counted (missing edges), minus its own spike.
+
+    Integer counts held exactly in float64 (< 2**53): the same numbers as
+    integer arithmetic, and cheaper to vectorise.
+    """
+    sp = np.float64(neurons.spiked[u])
+    self_E = sp if is_E else 0.0
+    a_E = S_E - self_E - np.float64(neurons.arrivals[0, u])
+    a_I = S_I - (sp - self_E) - np.float64(neurons.arrivals[1, u])
+    return a_E, a_I
+
+
+@numba.njit(inline="always")
+def _step_neuron(u, a_E, a_I, x, neurons, k):
+    """Neuron ``u``'s step (MODEL.md §2 steps 2-4, 6), without branches.
+
+    ``a_E``, ``a_I``: its E and I arrivals of the previous step; ``x``: its
+    noise (standard normal); ``k``: the :class:`Consts`. Returns 1 if it
+    fires, else 0.
+    """
+    v, g, ref, arrivals = neurons.v_mV, neurons.g_nS, neurons.ref_steps, neurons.arrivals
+    gE = g[0, u] + a_E * k.dg_E_nS
+    gI = g[1, u] + a_I * k.dg_I_nS
+    gX = g[2, u] + np.float64(arrivals[2, u]) * k.dg_ext_nS
+    vi = v[u]
+    r = ref[u]
+    drive = -(vi - k.v_rest_mV) - k.inv_g_L_per_nS * (
+        gE * (vi - k.v_E_mV) + gI * (vi - k.v_I_mV) + gX * (vi - k.v_ext_mV)
+    )
+    vn = vi + k.dt_over_tau_m * drive + k.noise_sigma_mV * x
+    active = r <= 0
+    fire = active & (vn >= k.v_th_mV)
+    v[u] = k.v_reset_mV if fire else (vn if active else vi)
+    ref[u] = np.int32(k.n_ref_steps) if fire else (r - np.int32(1) if r > 0 else r)
+    neurons.spiked[u] = fire
+    g[0, u] = gE * k.decay_E
+    g[1, u] = gI * k.decay_I
+    g[2, u] = gX * k.decay_ext
+    arrivals[0, u] = 0
+    arrivals[1, u] = 0
+    arrivals[2, u] = 0
+    return np.int64(fire)
+
+
+@numba.njit(cache=True)
+def update_chunk(lo, m, xb, S_E_prev, S_I_prev, compl, n_E, neurons, consts):
+    """One step of neurons lo .. lo + m - 1 (:func:`_step_neuron`); returns how many fire.
+
+    ``xb[j]`` is the noise of neuron lo + j if it is not refractory. The E
+    and I arrivals are the counts of the previous step
+    (:func:`_direct_arrivals`) or, with ``compl``, derived from the previous
+    step's ``S_E_prev`` and ``S_I_prev`` spikes (:func:`_complement_arrivals`);
+    neurons below ``n_E`` are excitatory. Two loops, so that direct delivery
+    reads neither the spike flags nor the totals. A call of its own, not
+    inlined into the parallel region: there LLVM cannot bound the arrays and
+    does not vectorise the loops; here it does (with runtime alias checks),
+    and the result is the scalar one, bit for bit.
+    """
+    n_fire = 0
+    if compl:
+        S_E_f = np.float64(S_E_prev)
+        S_I_f = np.float64(S_I_prev)
+        for jj in range(m):
+            u = np.uint64(lo + jj)
+            a_E, a_I = _complement_arrivals(u, lo + jj < n_E, S_E_f, S_I_f, neurons)
+            n_fire += _step_neuron(u, a_E, a_I, xb[np.uint64(jj)], neurons, consts)
+    else:
+        for jj in range(m):
+            u = np.uint64(lo + jj)
+            a_E, a_I = _direct_arrivals(u, neurons)
+            n_fire += _step_neuron(u, a_E, a_I, xb[np.uint64(jj)], neurons, consts)
+    return n_fire
+
+
+@numba.njit(parallel=True, cache=True)
+def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
+    """Integrate ``n_steps`` steps starting at global step ``n0``.
+
+    Advances ``neurons`` (:class:`Neurons`) and ``chunks`` (:class:`Chunks`)
+    in place under ``drive`` (:class:`Drive`) through ``wiring``
+    (:class:`Wiring`) with the constants ``consts`` (:class:`Consts`);
+    writes ``out`` (:class:`Output`) and returns the number of spikes
+    written to its ``spike_*``.
+
+    One parallel region for the block, one part of ``wiring.bounds`` per
+    thread, each a fixed run of whole chunks of :data:`CHUNK_NEURONS`
+    neurons; the parts meet at a barrier after every step
+    (:func:`nmmval.barrier.arrive_and_wait`). The caller makes the part
+    count ``numba.get_num_threads()``: with more parts than threads, a part
+    would wait for one queued behind it on its own thread.
+
+    In a step, a part first counts, for its own neurons, the arrivals from
+    the previous step's spikes and external events (integer counts: any
+    partition of the targets gives the same counts, and no part writes to
+    another's neurons); ``wiring.split`` and ``wiring.ext_split`` give each
+    source's targets in each part, so that no part searches a target list.
+    Then chunk c of the part (a) sums v for V (:func:`_chunk_sum`) and draws
+    the noise of its non-refractory neurons, in neuron order, from stream
+    ``chunks.rng_state[c]``; (b) updates every neuron without branches
+    (:func:`update_chunk`, SIMD; refractory cells keep v); (c) lists its
+    spikes. After the barrier, the last part (at N = 10 000 on 2 threads the
+    smaller one) records the step, V, φ and the spikes in neuron order,
+    while the others go on: the spike lists and chunk sums are kept by step
+    parity, so the next step's writes do not touch what is being recorded.
+
+    The chunk layout, not the parts, fixes every random stream and the
+    order of every floating-point sum, so results do not depend on the
+    thread count. Indices are unsigned where it matters, so that Numba
+    emits no negative-index wraparound, which keeps LLVM from vectorising.
+    """
+    # no array through a bundle's field inside the prange loop: Numba drops
+    # the writes (see the module docstring)
+    v, ref, spiked = neurons.v_mV, neurons.ref_steps, neurons.spiked
+    spikes, n_spikes, rng_state = chunks.spikes, chunks.n_spikes, chunks.rng_state
+    ext_prev, ext_ptr, ext_src = drive.ext_prev, drive.ext_ptr, drive.ext_src
+    kn, wn, fn = drive.zig[0], drive.zig[1], drive.zig[2]
+    bounds, out_deg, ext_out_deg = wiring.bounds, wiring.out_deg, wiring.ext_out_deg
+    V_out, phi_out, sleeps = out.V_mV, out.phi, out.sleeps
+    spike_neuron, spike_step = out.spike_neuron, out.spike_step
+    N = v.size
+    n_E = wiring.n_E
+    n_parts = bounds.size - 1
+    compl = np.int64(1 if wiring.complement else 0)
+    n_chunks = n_spikes.shape[1]
+    chunk_sum = np.zeros((2, n_chunks))
+    xbuf = np.zeros((n_chunks, CHUNK_NEURONS))
+    counters = np.zeros(n_parts * SLOT, dtype=np.int32)
+    n_recorded = np.zeros(1, dtype=np.int64)
+    for t in prange(n_parts):
+        c_lo = bounds[t] // CHUNK_NEURONS
+        c_hi = (bounds[t + 1] + CHUNK_NEURONS - 1) // CHUNK_NEURONS
+        n_spk = 0
+        n_sleep = 0
+        for b in range(n_steps):
+            par = (n0 + b) & 1
+            prv = 1 - par
+            # the previous step's spikes by type, for complement delivery
+            S_E_prev = 0
+            S_prev = 0
+            for c in range(n_chunks):
+                S_prev += n_spikes[prv, c, 0]
+                S_E_prev += n_spikes[prv, c, 1]
+            S_I_prev = S_prev - S_E_prev
+            if b == 0:
+                src_ext, e0, e1 = ext_prev, 0, ext_prev.size
+            else:
+                src_ext, e0, e1 = ext_src, ext_ptr[b - 1], ext_ptr[b]
+            _deliver(t, prv, src_ext, e0, e1, neurons, chunks, wiring)
+            for c in range(c_lo, c_hi):
+                lo = c * CHUNK_NEURONS
+                m = min(CHUNK_NEURONS, N - lo)
+                xb = xbuf[c]
+                # (a) V's chunk sum; the noise, sequential in neuron order
+                chunk_sum[par, c] = _chunk_sum(v, lo, m)
+                s0, s1, s2, s3 = rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3]
+                for jj in range(m):
+                    u = np.uint64(lo + jj)
+                    if ref[u] <= 0:
+                        xb[np.uint64(jj)], s0, s1, s2, s3 = standard_normal(
+                            s0, s1, s2, s3, kn, wn, fn
+                        )
+                rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3] = s0, s1, s2, s3
+                # (b) integrate, decay, threshold, reset: branch-free
+                n_fire = update_chunk(lo, m, xb, S_E_prev, S_I_prev, compl, n_E, neurons, consts)
+                # (c) this chunk's spikes, in neuron order
+                k = 0
+                k_E = 0
+                if n_fire > 0:
+                    for jj in range(m):
+                        if spiked[np.uint64(lo + jj)]:
+                            spikes[par, c, k] = lo + jj
+                            k += 1
+                            k_E += 1 if lo + jj < n_E else 0
+                n_spikes[par, c, 0] = k
+                n_spikes[par, c, 1] = k_E
+            n_sleep += arrive_and_wait(counters, t, n_parts, b + 1)
+            if t == n_parts - 1:
+                # record the step: V, its spikes in neuron order, φ
+                total = 0.0
+                for c in range(n_chunks):
+                    total += chunk_sum[par, c]
+                V_out[b] = total / N
+                arr_E = 0
+                arr_I = 0
+                for c in range(n_chunks):
+                    for q in range(n_spikes[par, c, 0]):
+                        i = spikes[par, c, q]
+                        spike_neuron[n_spk] = i
+                        spike_step[n_spk] = n0 + b
+                        n_spk += 1
+                        if i < n_E:
+                            arr_E += out_deg[i]
+                        else:
+                            arr_I += out_deg[i]
+                arr_X = 0
+                for k in range(ext_ptr[b], ext_ptr[b + 1]):
+                    arr_X += ext_out_deg[ext_src[k]]
+                phi_out[0, b] = arr_E / N
+                phi_out[1, b] = arr_I / N
+                phi_out[2, b] = arr_X / N
+        sleeps[t] = n_sleep
+        if t == n_parts - 1:
+            n_recorded[0] = n_spk
+    return n_recorded[0]
