@@ -1,15 +1,14 @@
 """Shared fixtures: configs of the repository and small variants of them,
-and a helper that kills a run at a chosen point."""
+and a helper that kills a workflow run at a chosen point."""
 
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from nmmval import config
+from nmmval import config, faults
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,20 +36,27 @@ def small_params(**overrides):
     return config.load(ROOT / "config" / "config.yaml", base + extra)
 
 
-def kill_when(proc: subprocess.Popen, seen, timeout: float = 300) -> list[Path]:
-    """SIGKILL the whole process group as soon as ``seen()`` returns something."""
-    deadline = time.monotonic() + timeout
-    hit = []
+def kill_at(cmd: list[str], point: str, log: Path, timeout: float = 600) -> None:
+    """Run ``cmd`` (a ``snakemake`` command) until a job SIGKILLs it at ``point``.
+
+    ``cmd`` runs in a session of its own with ``NMMVAL_TEST_KILL`` set
+    (:mod:`nmmval.faults`): the first job that reaches ``point`` (e.g.
+    ``block=3``, ``written=compare.nc``) kills Snakemake and every job at once,
+    leaving Snakemake's lock behind, as a user's ``kill -9`` of the run does.
+    Output goes to ``log``; the token file lies next to it.
+    """
+    token = log.with_name(f"{log.name}.killed")
+    env = {**os.environ, faults.VARIABLE: f"{point}:{token}"}
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            hit = seen()
-            if hit:
-                break
-            time.sleep(0.02)
+        proc.wait(timeout=timeout)
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # hung or the test failed: leave nothing running
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert hit, "the awaited point of the run never came"
-    return hit
+            proc.wait()
+    tail = log.read_text()[-3000:]
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before {point}:\n{tail}"
+    assert token.exists(), f"killed, but not at {point}:\n{tail}"

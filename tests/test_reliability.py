@@ -7,12 +7,16 @@ uninterrupted run, shared with ``test_determinism.py`` through
 must reproduce (the cube's data variables, exactly).
 
 The resume command is the README's: after a SIGKILL, Snakemake's lock is
-left behind and the same command stops with ``LockException``; ``--unlock``,
-then the same command with ``--rerun-incomplete`` resumes.
+left behind and the same command refuses (``LockException``, or
+``IncompleteFilesException`` if a job was killed between renaming its file
+into place and Snakemake's record of it); ``--unlock``, then the same command
+with ``--rerun-incomplete`` resumes. The runs are killed at points the tests
+name (:mod:`nmmval.faults`), not at times.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -27,12 +31,14 @@ import yaml
 from nmmval import cli, config, store
 from nmmval.lif import simulate
 
-from conftest import ROOT, kill_when
+from conftest import ROOT, kill_at
 
 SNAKEFILE = ROOT / "Snakefile"
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
 PAPER = ROOT / "config" / "paper.yaml"
 CELL_JOBS = ("simulate", "masses", "compare")
+#: the file each of CELL_JOBS writes in its cell's folder
+CELL_FILES = ("network.nc", "masses.nc", "compare.nc")
 N_CELLS = 8
 #: the cell the corruption and determinism tests pick on
 CELL = "p~0.100/lam~0.800/seed~0001"
@@ -108,27 +114,59 @@ def _finished(workdir: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in files}
 
 
+def _benchmark(cell_file: Path) -> Path:
+    """The benchmark file of the job that writes ``cell_file`` (a cell's network.nc, ...)."""
+    cells = cell_file.parents[3]
+    rule = CELL_JOBS[CELL_FILES.index(cell_file.name)]
+    return cells.parent / "benchmarks" / rule / f"{cell_file.parent.relative_to(cells)}.tsv"
+
+
 def _temporaries(workdir: Path) -> list[Path]:
     return sorted(_results(workdir).rglob("*.tmp.nc"))
 
 
-def _start(workdir: Path, log: Path) -> subprocess.Popen:
-    with open(log, "w") as fh:
-        return subprocess.Popen(
-            _command(workdir), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-        )
+def _refusal(workdir: Path) -> set[Path]:
+    """Run the same command after a kill: it must refuse. The files it calls incomplete.
 
-
-def _resume(workdir: Path) -> subprocess.CompletedProcess:
-    """The README's resume: the same command refuses (lock); --unlock; --rerun-incomplete."""
+    Snakemake checks for incomplete files before it takes its lock: a file in
+    place whose job was killed before Snakemake recorded it done (with ``-c 2``
+    the job beside the one that fired may be anywhere) gives
+    ``IncompleteFilesException`` naming it; else the lock left behind gives
+    ``LockException``.
+    """
     same = _run(workdir)
-    assert same.returncode != 0
+    assert same.returncode != 0, "the same command ran after a kill"
+    if "IncompleteFilesException" in same.stderr:
+        listed = same.stderr.split("Incomplete files:\n", 1)[1].splitlines()
+        return {workdir / name for name in itertools.takewhile(str.strip, listed)}
     assert "LockException" in same.stderr, same.stderr[-2000:]
+    return set()
+
+
+def _unlock(workdir: Path) -> None:
     unlock = _run(workdir, "--unlock", timeout=120)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
+
+
+def _resume(
+    workdir: Path, finished: dict[Path, int]
+) -> tuple[subprocess.CompletedProcess, set[Path]]:
+    """The README's resume after a kill: the same command refuses; ``--unlock``;
+    the same command with ``--rerun-incomplete``.
+
+    Of the files ``finished`` (:func:`_finished`) before, exactly those the
+    refusal called incomplete are redone, and at most their jobs' benchmark
+    files. Returns the resumed run and the files called incomplete.
+    """
+    incomplete = _refusal(workdir)
+    _unlock(workdir)
     res = _run(workdir, "--rerun-incomplete")
     assert res.returncode == 0, res.stderr[-3000:]
-    return res
+    redone = {p for p, t in finished.items() if p.stat().st_mtime_ns != t}
+    cell_files = incomplete & finished.keys()
+    assert {p for p in redone if p.suffix == ".nc"} == cell_files, (redone, incomplete)
+    assert redone <= cell_files | {_benchmark(p) for p in cell_files}, (redone, incomplete)
+    return res, incomplete
 
 
 def _assert_same_cube(workdir: Path, reference: Path) -> None:
@@ -170,52 +208,32 @@ def _copy_run(src: Path, dst: Path) -> Path:
 # ------------------------------------------------------------------ kill and resume
 @pytest.mark.slow
 def test_killed_during_simulate_then_compare_resumes_and_matches(reference, tmp_path):
-    """Two kills in one sweep: during the first simulate jobs, then during compare."""
+    """Two kills in one sweep: as a simulate job first ends its 3rd block of steps,
+    then, resumed, as a compare job first has written its temporary file."""
     workdir = tmp_path / "run"
     workdir.mkdir()
     res_dir = _results(workdir)
 
-    def simulating():
-        if not res_dir.exists():
-            return []
-        return _temporaries(workdir) + list((res_dir / "logs" / "simulate").rglob("*.log"))
+    kill_at(_command(workdir), "block=3", tmp_path / "first.log")
+    # no simulate job got past its 3rd block: no cell file, none incomplete
+    assert _finished(workdir) == {}
+    assert _refusal(workdir) == set()
+    _unlock(workdir)
 
-    kill_when(_start(workdir, tmp_path / "first.log"), simulating)
-    assert not (res_dir / "cube.nc").exists()
-    before = _finished(workdir)
-
-    # the same command, after the kill: it refuses; the README's resume works
-    same = _run(workdir)
-    assert same.returncode != 0 and "LockException" in same.stderr
-    assert _run(workdir, "--unlock", timeout=120).returncode == 0
-
-    # resume, and kill again once compare jobs run
-    def comparing():
-        return list((res_dir / "logs" / "compare").rglob("*.log"))
-
-    proc = subprocess.Popen(
-        _command(workdir, "--rerun-incomplete"),
-        stdout=open(tmp_path / "second.log", "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    kill_when(proc, comparing)
-    second = (tmp_path / "second.log").read_text()
-    planned = _job_counts(second)
-    assert _cell_jobs(planned) == 3 * N_CELLS - len([p for p in before if p.suffix == ".nc"])
-    assert all(p.stat().st_mtime_ns == t for p, t in before.items()), "finished files redone"
-    assert not (res_dir / "cube.nc").exists()
-
+    kill_at(_command(workdir, "--rerun-incomplete"), "written=compare.nc", tmp_path / "second.log")
+    assert _cell_jobs(_job_counts((tmp_path / "second.log").read_text())) == 3 * N_CELLS
+    # no compare job got past writing its temporary; the cell it compared is done
     middle = _finished(workdir)
     done_nc = [p for p in middle if p.suffix == ".nc"]
-    assert 0 < len(done_nc) < 3 * N_CELLS
-    res = _resume(workdir)
+    assert {p.name for p in done_nc} == {"network.nc", "masses.nc"}, done_nc
+    assert any(p.name.startswith(".compare.nc.") for p in _temporaries(workdir))
+    assert not (res_dir / "cube.nc").exists()
+
+    res, incomplete = _resume(workdir, middle)
+    # at most the job beside the one that fired was caught between rename and record
+    assert len(incomplete) <= 1
     counts = _job_counts(res.stdout + res.stderr)
-    # a job killed between its rename and Snakemake's bookkeeping is incomplete and
-    # redone (at most one per core); every other finished job is kept
-    redone = [p for p in done_nc if p.stat().st_mtime_ns != middle[p]]
-    assert len(redone) <= 2, redone
-    assert _cell_jobs(counts) == 3 * N_CELLS - len(done_nc) + len(redone), counts
+    assert _cell_jobs(counts) == 3 * N_CELLS - len(done_nc) + len(incomplete), counts
     assert counts.get("gather") == 1 and counts.get("figures") == 1, counts
     assert len(list((res_dir / "benchmarks").rglob("*.tsv"))) == 3 * N_CELLS
     assert _temporaries(workdir) == [], "temporary files of killed writers left behind"
@@ -223,24 +241,25 @@ def test_killed_during_simulate_then_compare_resumes_and_matches(reference, tmp_
 
 
 @pytest.mark.slow
-def test_killed_during_gather_resumes_only_gather_and_figures(reference, tmp_path):
+@pytest.mark.parametrize("point", ["written", "renamed"])
+def test_killed_during_gather_resumes_only_gather_and_figures(reference, tmp_path, point):
+    """Killed once gather, running alone, has written the cube's temporary (the same
+    command then refuses with LockException) or renamed it into place (with
+    IncompleteFilesException naming the cube)."""
     workdir = _copy_run(reference, tmp_path / "run")
     res_dir = _results(workdir)
-    (res_dir / "cube.nc").unlink()
-    (res_dir / "logs" / "gather.log").unlink()
+    cube = res_dir / "cube.nc"
+    cube.unlink()
     before = _finished(workdir)
 
-    def gathering():
-        return [p for p in [res_dir / "logs" / "gather.log"] if p.exists()] + list(
-            res_dir.glob(".cube.nc.*.tmp.nc")
-        )
-
-    kill_when(_start(workdir, tmp_path / "first.log"), gathering)
-    assert not (res_dir / "cube.nc").exists()
-    res = _resume(workdir)
+    kill_at(_command(workdir), f"{point}=cube.nc", tmp_path / "first.log")
+    renamed = point == "renamed"
+    assert cube.exists() == renamed
+    assert len(list(res_dir.glob(".cube.nc.*.tmp.nc"))) == (0 if renamed else 1)
+    res, incomplete = _resume(workdir, before)
+    assert incomplete == ({cube} if renamed else set())
     counts = _job_counts(res.stdout + res.stderr)
     assert counts == {"gather": 1, "figures": 1, "all": 1, "total": 3}, counts
-    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
     assert list(res_dir.glob(".cube.nc.*")) == []
     _assert_same_cube(workdir, reference)
 

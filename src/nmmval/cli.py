@@ -59,7 +59,8 @@ def _synchrony(params, spike_neuron, spike_step) -> float:
 
 def cmd_simulate(args) -> None:
     """Simulate one cell and write network.nc."""
-    from nmmval.lif import simulate
+    from nmmval import faults
+    from nmmval.lif import BLOCK_STEPS, simulate
 
     params = cfgmod.load(args.config, args.set)
     for name, value in (("--p", args.p), ("--lam", args.lam)):
@@ -71,7 +72,16 @@ def cmd_simulate(args) -> None:
         raise cfgmod.ConfigError(f"--threads: {args.threads!r} must be >= 1")
     store.check_writable(args.out)
     t0 = time.perf_counter()
-    rec = simulate(params, args.p, args.lam, args.seed, threads=args.threads, progress=True)
+    rec = simulate(
+        params,
+        args.p,
+        args.lam,
+        args.seed,
+        threads=args.threads,
+        progress=True,
+        # the test-only kill point "block=K", after the K-th block (nmmval.faults)
+        on_block=lambda step, *_: faults.reached("block", -(-step // BLOCK_STEPS)),
+    )
     sync = _synchrony(params, rec.spike_neuron, rec.spike_step)
     keep = params.simulation.store_spikes
     spike_n = rec.spike_neuron if keep else rec.spike_neuron[:0]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from nmmval import __version__
+from nmmval import __version__, faults
 
 #: one cell's folder below ``results/{run}/cells``; values canonically formatted
 CELL_PATTERN = "p~{p}/lam~{lam}/seed~{seed}"
@@ -188,6 +188,7 @@ def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
     try:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=_encoding(ds))
         os.chmod(tmp, 0o666 & ~_UMASK)
+        faults.reached("written", path.name)  # test-only kill point (nmmval.faults)
         os.replace(tmp, path)
     except (OSError, RuntimeError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
@@ -195,6 +196,7 @@ def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
             reason = f"no space left on device: {reason}"
         _discard(tmp)
         raise OutputError(f"{path}: cannot write ({reason})") from None
+    faults.reached("renamed", path.name)  # test-only kill point
     return path
 
 
