@@ -366,7 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--p", type=float, required=True, help="connection probability")
     sp.add_argument("--lam", type=float, required=True, help="fraction of excitatory cells")
     sp.add_argument("--seed", type=int, required=True, help="repetition index")
-    sp.add_argument("--threads", type=int, default=None, help="Numba threads")
+    sp.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="most Numba threads (default: the CPUs this process may use: its affinity mask, "
+        "cgroup quota, SLURM_CPUS_PER_TASK); fewer while the cores are oversubscribed",
+    )
     sp.add_argument("--out", required=True, help="network.nc to write")
 
     sp = add("masses", cmd_masses, "drive CFM and MFM with a network's recorded input")
