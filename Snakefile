@@ -1,4 +1,4 @@
-# nmmval: sweep a spiking network over <p, lambda, seed>, drive two Freeman
+# nmmval: sweep a spiking network over <p, lambda, seed>, drive the registered
 # neural mass models with its input, compare, gather a cube, draw figures.
 #
 #   snakemake -c all                                  quick sweep to figures

@@ -1,12 +1,14 @@
-"""Freeman integrator and the CFM / MFM neural mass models (Eqs. 20, 24) against known answers."""
+"""Freeman integrator, the CFM / MFM neural mass models (Eqs. 20, 24) and their registry."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from nmmval import models
 from nmmval.config import load
-from nmmval.masses import cfm, freeman, mfm
+from nmmval.models import Drive, cfm, mfm
+from nmmval.models.freeman import freeman
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 TAU_M_MS = 20.0
@@ -32,6 +34,30 @@ def _constant_phi(params, rate_per_ms, n_steps):
     return {
         s: np.full(n_steps, r * dt_ms) for s, r in zip(("E", "I", "ext"), rate_per_ms, strict=True)
     }
+
+
+def _run(model, phi, params, v0_mV):
+    """V of a registered model driven by phi, started at (and with V̄ =) v0."""
+    return model.run(Drive(phi, params.simulation.dt_ms, v0_mV), params).V_mV
+
+
+def test_registry_holds_cfm_then_mfm():
+    assert models.names()[:2] == ("CFM", "MFM")
+    assert [m.variable for m in models.registered()][:2] == ["V_cfm", "V_mfm"]
+    with pytest.raises(ValueError, match="already registered"):
+        models.register(cfm.MODEL)
+
+
+@pytest.mark.parametrize("model", models.registered(), ids=models.names())
+def test_every_model_takes_the_common_signature(params, model):
+    """Every registered model: V in mV, float64, one value per step, starting at V̄."""
+    rng = np.random.default_rng(3)
+    n = 500
+    phi = {s: rng.poisson(1.0, n) / 1000 for s in models.SYNAPSE_TYPES}
+    out = model.run(Drive(phi, params.simulation.dt_ms, -57.0), params)
+    assert out.V_mV.dtype == np.float64 and out.V_mV.shape == (n,)
+    assert out.V_mV[0] == -57.0 and np.isfinite(out.V_mV).all()
+    assert set(out.extra) == set(model.extra)
 
 
 def test_step_input_matches_discrete_closed_form():
@@ -79,7 +105,7 @@ def test_cfm_constant_input_reaches_analytic_fixed_point(params):
     Vbar_mV = -55.0
     gain_ms, v_syn_mV = _gains(params)
     fixed_mV = params.neuron.v_rest_mV - np.sum(gain_ms * (Vbar_mV - v_syn_mV) * rate_per_ms)
-    V = cfm(_constant_phi(params, rate_per_ms, 30000), params, Vbar_mV)
+    V = _run(cfm.MODEL, _constant_phi(params, rate_per_ms, 30000), params, Vbar_mV)
     assert V[0] == Vbar_mV
     assert V[-1] == pytest.approx(fixed_mV, abs=1e-9)
 
@@ -91,12 +117,12 @@ def test_mfm_reaches_analytic_fixed_point_and_agrees_with_cfm_there(params):
     fixed_mV = (params.neuron.v_rest_mV + np.sum(a * v_syn_mV)) / (1 + np.sum(a))
     phi = _constant_phi(params, rate_per_ms, 30000)
 
-    V_mfm = mfm(phi, params, -60.0)
+    V_mfm = _run(mfm.MODEL, phi, params, -60.0)
     assert V_mfm[-1] == pytest.approx(fixed_mV, abs=1e-9)
 
     # started at the MFM fixed point, J(V̄) = V̄: both models stay there
-    np.testing.assert_allclose(mfm(phi, params, fixed_mV), fixed_mV, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(cfm(phi, params, fixed_mV), fixed_mV, rtol=0, atol=1e-10)
+    for model in (mfm.MODEL, cfm.MODEL):
+        np.testing.assert_allclose(_run(model, phi, params, fixed_mV), fixed_mV, rtol=0, atol=1e-10)
 
 
 def test_mfm_matches_reference_loop_with_fluctuating_input(params):
@@ -113,7 +139,7 @@ def test_mfm_matches_reference_loop_with_fluctuating_input(params):
         J = params.neuron.v_rest_mV - np.sum(gain_ms * (v - v_syn_mV) * rate[:, i])
         u, v = u + dt_ms / tau_m_ms * (J - u), v + dt_ms / tau_s_ms * (u - v)
         expected[i + 1] = v
-    np.testing.assert_allclose(mfm(phi, params, -58.0), expected, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(_run(mfm.MODEL, phi, params, -58.0), expected, rtol=0, atol=1e-10)
 
 
 def test_cfm_is_freeman_of_eq20_input(params):
@@ -127,9 +153,9 @@ def test_cfm_is_freeman_of_eq20_input(params):
     expected = freeman(
         J_mV, params.simulation.dt_ms, params.neuron.tau_m_ms, params.masses.tau_s_ms, Vbar_mV
     )
-    np.testing.assert_allclose(cfm(phi, params, Vbar_mV), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_run(cfm.MODEL, phi, params, Vbar_mV), expected, rtol=0, atol=1e-12)
 
 
 def test_missing_synapse_type_is_an_error(params):
     with pytest.raises(ValueError, match="ext"):
-        cfm({"E": np.zeros(5), "I": np.zeros(5)}, params, -60.0)
+        _run(cfm.MODEL, {"E": np.zeros(5), "I": np.zeros(5)}, params, -60.0)

@@ -18,6 +18,8 @@ import pytest
 import xarray as xr
 import yaml
 
+from nmmval import figures
+
 from conftest import kill_at
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +28,7 @@ TINY = REPO / "tests" / "data" / "tiny.yaml"
 PAPER = REPO / "config" / "paper.yaml"
 #: everything ruff lints and formats: the package, the tests, the benchmarks
 PY_FILES = ["src", "tests", "benchmarks"]
-FIGURES = ["synchrony", "median_frequency", "fig4_chi2", "fig5_xcorr", "rates"]
+FIGURES = [f.name for f in figures.FIGURES]
 CELL_JOBS = ("simulate", "masses", "compare")
 
 

@@ -1,8 +1,18 @@
-"""The cube: every cell's ``compare.nc`` of a run in one NetCDF file.
+"""The cube: every cell's ``compare.nc`` of a run in one NetCDF file (MODEL.md §6).
 
-:func:`gather` allocates arrays from the config's coordinates (grid, frequency
-bins, lags) and fills them cell by cell, so the memory used is the cube plus
-one cell's seeds, whatever the grid. Seeds are combined as MODEL.md §6 says:
+:func:`gather` runs three steps per cell <p, λ>:
+
+- :func:`read_cell` reads the seeds' compare.nc files (the only step that
+  touches files) and checks that each belongs to this run;
+- :func:`combine` combines the seeds, a pure function of their arrays: every
+  registered measure's combination (:data:`nmmval.measures.MEASURES`) and the
+  per-seed values kept as they are;
+
+and then :func:`describe` turns the filled arrays into the cube.nc Dataset,
+laid out as :data:`nmmval.datasets.CUBE` declares, with the NaN cells listed.
+Arrays are allocated from the config's coordinates (grid, frequency bins,
+lags) and filled cell by cell, so the memory used is the cube plus one
+cell's seeds, whatever the grid. Seeds are combined as MODEL.md §6 says:
 
 - spectra: mean of the raw per-seed power, then normalised to sum 1 over the
   whole band (bins up to ``analysis.fmax_store_Hz`` plus the power above it,
@@ -19,24 +29,15 @@ network in which no train has two spikes); every such variable carries a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from nmmval import store
-from nmmval.spectra import (
-    chi2_pvalue_paper,
-    chi2_pvalue_permutation,
-    chi2_statistic,
-    median_frequency,
-)
+from nmmval import datasets, models, store
+from nmmval.datasets import CUBE, LIF, NETWORK_SCALARS
+from nmmval.measures import MEASURES, Seeds
 from nmmval.store import InputError
-from nmmval.xcorr import mean_rho, stouffer
-
-MODELS = ("LIF", "CFM", "MFM")
-MASSES = ("CFM", "MFM")
 
 #: config keys a compare.nc must share with the run's config to enter its cube
 _MUST_MATCH = (
@@ -56,10 +57,6 @@ _PERM_STREAM = 0x6368_6932  # "chi2"
 _NAN_REASON = {
     "synchrony": "no spike train has two spikes in [T0, T) (Spike-contrast undefined)",
 }
-_ZERO_CONVENTION = (
-    "constant potential (silent network): spectrum 0, median 0 Hz, chi2 1 against a non-zero "
-    "spectrum and 0 between two zero ones (p = 1), rho 0, tau_max 0 ms, rho_p 0.5"
-)
 _NAN_DIVERGED = (
     "the mass model diverged in at least one seed of the cell (see diverged_seed), "
     "or the quantity is undefined in the cell's compare.nc"
@@ -67,19 +64,17 @@ _NAN_DIVERGED = (
 _NAN_DEFAULT = "undefined in the cell's compare.nc (e.g. a constant trace)"
 
 
-def _attrs(units: str, long_name: str, **extra) -> dict:
-    return {"units": units, "long_name": long_name, **extra}
-
-
 def coordinates(params) -> dict[str, np.ndarray]:
-    """Coordinates of the cube, computed from the config alone.
+    """Coordinates of the cube, computed from the config and the model registry.
 
     Returns
     -------
     dict
-        ``p``, ``lam``, ``seed``, ``freq_Hz`` (rfft bins of the [T0, T) window
-        up to ``fmax_store_Hz``), ``freq_above_Hz`` (first bin above it, the
-        frequency the lumped tail is given), ``lag_ms`` and ``n_samples``.
+        ``p``, ``lam``, ``seed``, ``model`` (LIF and every registered mass
+        model), ``mass``, ``freq_Hz`` (rfft bins of the [T0, T) window up to
+        ``fmax_store_Hz``), ``lag_ms``; and ``freq_above_Hz`` (first bin above
+        ``fmax_store_Hz``, the frequency the lumped tail is given) and
+        ``n_samples``.
     """
     sim, ana = params.simulation, params.analysis
     n = sim.n_steps - sim.n0_steps
@@ -91,9 +86,11 @@ def coordinates(params) -> dict[str, np.ndarray]:
         "p": np.asarray(params.grid_p, dtype=np.float64),
         "lam": np.asarray(params.grid_lam, dtype=np.float64),
         "seed": np.asarray(params.grid_seeds, dtype=np.int32),
+        "model": [LIF, *models.names()],
+        "mass": list(models.names()),
         "freq_Hz": full[keep],
-        "freq_above_Hz": float(above),
         "lag_ms": np.arange(-n_lag, n_lag + 1) * sim.dt_ms,
+        "freq_above_Hz": float(above),
         "n_samples": n,
     }
 
@@ -107,10 +104,7 @@ def _lookup(cfg: dict, dotted: str):
 
 def _check_cell(ds: xr.Dataset, path: Path, params, coords, p, lam, seed) -> None:
     """Stop with one line if a compare.nc does not belong to this run's cube."""
-    try:
-        stored = store.stored_config(ds)
-    except (KeyError, json.JSONDecodeError):
-        raise InputError(f"{path}: no readable config attribute") from None
+    stored = store.stored_config(ds, path)
     for key in _MUST_MATCH:
         try:
             theirs = _lookup(stored, key)
@@ -130,8 +124,12 @@ def _check_cell(ds: xr.Dataset, path: Path, params, coords, p, lam, seed) -> Non
             raise InputError(f"{path}: {name} does not match the run's config")
     if int(ds.attrs.get("n_samples", -1)) != coords["n_samples"]:
         raise InputError(f"{path}: n_samples does not match the run's config")
-    if list(ds["model"].values) != list(MODELS) or list(ds["mass"].values) != list(MASSES):
-        raise InputError(f"{path}: model/mass coordinates are not {MODELS} / {MASSES}")
+    for dim in datasets.MODEL_DIMS:
+        if list(ds[dim].values) != coords[dim]:
+            raise InputError(
+                f"{path}: {dim} coordinate {list(ds[dim].values)} is not the registry's "
+                f"{coords[dim]}"
+            )
 
 
 def _perm_rng(params, p: float, lam: float, k_mass: int) -> np.random.Generator:
@@ -140,10 +138,42 @@ def _perm_rng(params, p: float, lam: float, k_mass: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(params.seed, spawn_key=key))
 
 
-def _fisher_mean(rho: np.ndarray, axis: int) -> np.ndarray:
-    """tanh(mean atanh ρ) along ``axis``; |ρ| clipped just below 1."""
-    r = np.clip(np.asarray(rho, dtype=np.float64), -1 + 1e-15, 1 - 1e-15)
-    return np.tanh(np.mean(np.arctanh(r), axis=axis))
+def read_cell(params, results_dir: Path, p: float, lam: float, coords: dict) -> dict:
+    """Every compare.nc variable of one cell's seeds, stacked along a leading seed axis.
+
+    Raises
+    ------
+    nmmval.store.InputError
+        One line naming the first missing, corrupt or foreign file.
+    """
+    per_seed = {name: [] for name in datasets.COMPARE}
+    for seed in coords["seed"]:
+        path = store.cell_dir(results_dir, p, lam, int(seed)) / "compare.nc"
+        ds = store.open_dataset(path, "compare")
+        _check_cell(ds, path, params, coords, p, lam, seed)
+        for name, values in per_seed.items():
+            values.append(ds[name].values)
+        ds.close()
+    return {name: np.stack(values) for name, values in per_seed.items()}
+
+
+def combine(seeds: Seeds) -> dict[str, np.ndarray]:
+    """One cell's cube values from its seeds: every measure's combination, per-seed values.
+
+    A pure function of the arrays in ``seeds`` (MODEL.md §6.1; see
+    :data:`nmmval.measures.MEASURES`).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Every cube variable of :data:`nmmval.datasets.CUBE`, without the p and
+        λ dimensions.
+    """
+    out = {name: seeds.values[name] for name in NETWORK_SCALARS}
+    out["diverged_seed"] = seeds.values["diverged"]
+    for measure in MEASURES:
+        out.update(measure.combine(seeds))
+    return out
 
 
 def _nan_cells(da: xr.DataArray) -> list[str]:
@@ -161,276 +191,48 @@ def _nan_cells(da: xr.DataArray) -> list[str]:
     return out
 
 
-def gather(params, results_dir: Path, out_path: Path) -> None:
-    """Build ``cube.nc`` from every ``compare.nc`` of the run's grid.
+def describe(params, values: dict, coords: dict, results_dir: Path) -> xr.Dataset:
+    """The cube.nc Dataset of the filled arrays: attributes, NaN and constant cells listed.
 
     Parameters
     ----------
     params : nmmval.config.Params
+    values : dict of str to numpy.ndarray
+        Every variable of :data:`nmmval.datasets.CUBE`, over the whole grid.
+    coords : dict
+        :func:`coordinates`.
     results_dir : Path
-        ``results/{run}``; cells are read from ``cells/p~…/lam~…/seed~…``.
-    out_path : Path
-        The cube to write (atomically).
-
-    Raises
-    ------
-    nmmval.store.InputError
-        One line naming the first missing, corrupt or foreign cell file.
+        The run's folder (named in the ``source`` attribute).
     """
-    c = coordinates(params)
-    n_p, n_l, n_s = c["p"].size, c["lam"].size, c["seed"].size
-    n_f, n_lag = c["freq_Hz"].size, c["lag_ms"].size
-    n_mod, n_mas = len(MODELS), len(MASSES)
-    freq_ext = np.append(c["freq_Hz"], c["freq_above_Hz"])
-    nan = np.nan
-
-    seed_scalars = {
-        k: np.full((n_p, n_l, n_s), nan) for k in ("synchrony", "rate_E_Hz", "rate_I_Hz", "Vbar_mV")
-    }
-    median_seed = np.full((n_p, n_l, n_s, n_mod), nan)
-    diverged_seed = np.zeros((n_p, n_l, n_s, n_mod), dtype=np.int8)
-    per_seed_mass = {
-        k: np.full((n_p, n_l, n_s, n_mas), nan) for k in ("tau_max_ms", "rho_max", "rho_p", "n_eff")
-    }
-    spectrum = np.full((n_p, n_l, n_mod, n_f), nan)
-    spectrum_above = np.full((n_p, n_l, n_mod), nan)
-    median = np.full((n_p, n_l, n_mod), nan)
-    chi2 = np.full((n_p, n_l, n_mas), nan)
-    chi2_paper = np.full((n_p, n_l, n_mas), nan)
-    chi2_perm = np.full((n_p, n_l, n_mas), nan)
-    tau = np.full((n_p, n_l, n_mas), nan)
-    rho = np.full((n_p, n_l, n_mas), nan)
-    rho_p = np.full((n_p, n_l, n_mas), nan)
-    xcorr = np.full((n_p, n_l, n_mas, n_lag), nan)
-
-    for i, p in enumerate(c["p"]):
-        for j, lam in enumerate(c["lam"]):
-            power = np.empty((n_s, n_mod, n_f + 1))
-            xc = np.empty((n_s, n_mas, n_lag))
-            for k, seed in enumerate(c["seed"]):
-                path = store.cell_dir(results_dir, p, lam, int(seed)) / "compare.nc"
-                ds = store.open_dataset(path, "compare")
-                _check_cell(ds, path, params, c, p, lam, seed)
-                for name, arr in seed_scalars.items():
-                    arr[i, j, k] = float(ds[name])
-                median_seed[i, j, k] = ds["median_freq_Hz"].values
-                if "diverged" in ds:
-                    diverged_seed[i, j, k] = ds["diverged"].values
-                for name, arr in per_seed_mass.items():
-                    arr[i, j, k] = ds[name].values
-                power[k, :, :n_f] = ds["power"].values
-                power[k, :, n_f] = ds["power_above_fmax"].values
-                xc[k] = ds["xcorr"].values
-                ds.close()
-            mean_power = power.mean(axis=0)
-            total = mean_power.sum(axis=-1)
-            safe = np.where(total > 0, total, 1.0)  # a zero spectrum (constant V) stays zero
-            spectrum[i, j] = mean_power[:, :n_f] / safe[:, None]
-            spectrum_above[i, j] = mean_power[:, n_f] / safe
-            bad = diverged_seed[i, j].any(axis=0)  # per model: diverged in some seed
-            for m in range(n_mod):
-                if not bad[m]:
-                    median[i, j, m] = median_frequency(freq_ext, mean_power[m])
-            for k_mass, mass in enumerate(MASSES):
-                m = MODELS.index(mass)
-                if bad[m]:  # no spectrum or correlation to combine: NaN, flagged
-                    continue
-                chi2[i, j, k_mass] = chi2_statistic(mean_power[0], mean_power[m])
-                chi2_paper[i, j, k_mass] = chi2_pvalue_paper(
-                    mean_power[0], mean_power[m], c["n_samples"]
-                )
-                chi2_perm[i, j, k_mass] = chi2_pvalue_permutation(
-                    power[:, 0, :],
-                    power[:, m, :],
-                    n_perm=params.analysis.n_perm,
-                    rng=_perm_rng(params, p, lam, k_mass),
-                )
-                r_k = per_seed_mass["rho_max"][i, j, :, k_mass]
-                rho[i, j, k_mass] = mean_rho(r_k)
-                tau[i, j, k_mass] = np.median(per_seed_mass["tau_max_ms"][i, j, :, k_mass])
-                rho_p[i, j, k_mass] = stouffer(per_seed_mass["rho_p"][i, j, :, k_mass])
-            xcorr[i, j] = _fisher_mean(xc, axis=0)
-
-    alpha = params.analysis.alpha
-    pls, plm, plsm = ("p", "lam", "seed"), ("p", "lam", "mass"), ("p", "lam", "seed", "mass")
-    data = {
-        "diverged_seed": (
-            ("p", "lam", "seed", "model"),
-            diverged_seed,
-            _attrs(
-                "1",
-                "1 if the model's V diverged in [T0, T) in this seed (its measures are NaN)",
-                flag_values=[0, 1],
-                flag_meanings="finite diverged",
-            ),
-        ),
-        "synchrony": (
-            pls,
-            seed_scalars["synchrony"],
-            _attrs("1", "Spike-contrast synchrony of all N spike trains over [T0, T)"),
-        ),
-        "rate_E_Hz": (
-            pls,
-            seed_scalars["rate_E_Hz"],
-            _attrs("Hz", "mean firing rate of excitatory cells over [T0, T)"),
-        ),
-        "rate_I_Hz": (
-            pls,
-            seed_scalars["rate_I_Hz"],
-            _attrs("Hz", "mean firing rate of inhibitory cells over [T0, T) (0 if none)"),
-        ),
-        "Vbar_mV": (
-            pls,
-            seed_scalars["Vbar_mV"],
-            _attrs("mV", "time mean of the LIF population-mean potential over [T0, T)"),
-        ),
-        "spectrum": (
-            ("p", "lam", "model", "freq_Hz"),
-            spectrum,
-            _attrs(
-                "1",
-                "seed-mean power spectrum, normalised to sum 1 over the whole band",
-                cell_methods="seed: mean",
-                comment="sum over freq_Hz plus spectrum_above_fmax is 1",
-            ),
-        ),
-        "spectrum_above_fmax": (
-            ("p", "lam", "model"),
-            spectrum_above,
-            _attrs(
-                "1",
-                "fraction of the seed-mean power above analysis.fmax_store_Hz",
-                cell_methods="seed: mean",
-            ),
-        ),
-        "median_freq_Hz": (
-            ("p", "lam", "model"),
-            median,
-            _attrs(
-                "Hz",
-                "median frequency of the seed-mean spectrum",
-                comment="if above fmax_store_Hz, the first bin above it (a lower bound)",
-            ),
-        ),
-        "median_freq_Hz_seed": (
-            ("p", "lam", "seed", "model"),
-            median_seed,
-            _attrs("Hz", "median frequency of each seed's full-band spectrum"),
-        ),
-        "chi2": (
-            plm,
-            chi2,
-            _attrs(
-                "1",
-                "chi-square distance (Eq. 25) of LIF and model seed-mean spectra, "
-                "each normalised to sum 1 (0 = same shape, 2 = disjoint)",
-            ),
-        ),
-        "chi2_p_paper": (
-            plm,
-            chi2_paper,
-            _attrs(
-                "1",
-                "paper-style p-value of chi2: spectra scaled to n_samples counts, "
-                "chi-square distribution with L - 1 - empty-bin degrees of freedom",
-            ),
-        ),
-        "chi2_p_perm": (
-            plm,
-            chi2_perm,
-            _attrs(
-                "1",
-                "permutation p-value of chi2 over relabellings of the pooled "
-                "per-seed spectra (LIF vs model)",
-                n_perm=params.analysis.n_perm,
-            ),
-        ),
-        "tau_max_ms": (
-            plm,
-            tau,
-            _attrs(
-                "ms",
-                "lag of the largest LIF-model correlation, median over seeds",
-                cell_methods="seed: median",
-            ),
-        ),
-        "rho": (
-            plm,
-            rho,
-            _attrs("1", "largest LIF-model correlation, seeds combined by tanh(mean atanh rho)"),
-        ),
-        "rho_p": (
-            plm,
-            rho_p,
-            _attrs(
-                "1",
-                "one-sided Fisher-z p-values (H0: rho <= 0, n_eff) combined over "
-                "seeds by Stouffer's method",
-            ),
-        ),
-        "xcorr": (
-            ("p", "lam", "mass", "lag_ms"),
-            xcorr,
-            _attrs(
-                "1",
-                "Pearson correlation of LIF V(t) and model V(t + lag), seeds "
-                "combined by tanh(mean atanh rho)",
-            ),
-        ),
-        "tau_max_ms_seed": (
-            plsm,
-            per_seed_mass["tau_max_ms"],
-            _attrs("ms", "lag of the largest LIF-model correlation, per seed"),
-        ),
-        "rho_seed": (
-            plsm,
-            per_seed_mass["rho_max"],
-            _attrs("1", "largest LIF-model correlation over lags, per seed"),
-        ),
-        "rho_p_seed": (
-            plsm,
-            per_seed_mass["rho_p"],
-            _attrs("1", "one-sided Fisher-z p-value of rho_seed > 0 with n_eff_seed"),
-        ),
-        "n_eff_seed": (
-            plsm,
-            per_seed_mass["n_eff"],
-            _attrs("1", "effective sample size of the correlation (Bartlett / Bayley-Hammersley)"),
-        ),
-    }
-    coords = {
-        "p": ("p", c["p"], _attrs("1", "connection probability of the internal graph")),
-        "lam": ("lam", c["lam"], _attrs("1", "fraction of excitatory neurons (lambda)")),
-        "seed": ("seed", c["seed"], _attrs("1", "repetition index (graph, drive and noise)")),
-        "model": ("model", list(MODELS), {"long_name": "model: LIF network or mass model"}),
-        "mass": ("mass", list(MASSES), {"long_name": "neural mass model compared with LIF"}),
-        "freq_Hz": ("freq_Hz", c["freq_Hz"], _attrs("Hz", "frequency")),
-        "lag_ms": ("lag_ms", c["lag_ms"], _attrs("ms", "lag of the model behind the network")),
-    }
-    cube = xr.Dataset(data, coords=coords)
+    n_cells = values["synchrony"].size
+    cube = datasets.build(
+        "cube", values, {d: coords[d] for d in coords if d in datasets.COORDS}, {}
+    )
+    cube["chi2_p_perm"].attrs["n_perm"] = params.analysis.n_perm
+    diverged = bool(values["diverged_seed"].any())
     nan_vars = []
     for name, da in cube.data_vars.items():
         cells = _nan_cells(da)
         if cells:
             nan_vars.append(name)
             da.attrs["nan_cells"] = "; ".join(cells)
-            reason = _NAN_DIVERGED if diverged_seed.any() else _NAN_DEFAULT
+            reason = _NAN_DIVERGED if diverged else _NAN_DEFAULT
             da.attrs["nan_reason"] = _NAN_REASON.get(name, reason)
+    spectrum, above = values["spectrum"], values["spectrum_above_fmax"]
     zero = [
         f"p={p:.3f} lam={lam:.3f} model={m}"
-        for i, p in enumerate(c["p"])
-        for j, lam in enumerate(c["lam"])
-        for k, m in enumerate(MODELS)
-        if not (spectrum[i, j, k].any() or spectrum_above[i, j, k])
+        for i, p in enumerate(coords["p"])
+        for j, lam in enumerate(coords["lam"])
+        for k, m in enumerate(coords["model"])
+        if not (spectrum[i, j, k].any() or above[i, j, k])
     ]
     cube["spectrum"].attrs["zero_cells"] = "; ".join(zero) or "none"
-    cube["spectrum"].attrs["zero_convention"] = _ZERO_CONVENTION
-    cube.attrs = store.global_attrs(
+    cube.attrs = datasets.global_attrs(
         params,
         run=params.run,
-        n_samples=c["n_samples"],
-        alpha=alpha,
-        n_cells=n_p * n_l * n_s,
+        n_samples=coords["n_samples"],
+        alpha=params.analysis.alpha,
+        n_cells=n_cells,
         source=f"{results_dir}/cells/{store.CELL_PATTERN}/compare.nc",
         nan_variables=", ".join(nan_vars) if nan_vars else "none",
         constant_potential_cells=cube["spectrum"].attrs["zero_cells"],
@@ -439,4 +241,44 @@ def gather(params, results_dir: Path, out_path: Path) -> None:
             "rho by Fisher z mean, tau_max by median, p-values by Stouffer."
         ),
     )
-    store.write_dataset(cube, out_path)
+    return cube
+
+
+def gather(params, results_dir: Path) -> xr.Dataset:
+    """The cube of a run: every cell's compare.nc, seeds combined (read, combine, describe).
+
+    Parameters
+    ----------
+    params : nmmval.config.Params
+    results_dir : Path
+        ``results/{run}``; cells are read from ``cells/p~…/lam~…/seed~…``.
+
+    Returns
+    -------
+    xarray.Dataset
+        The cube.nc Dataset (:data:`nmmval.datasets.CUBE`).
+
+    Raises
+    ------
+    nmmval.store.InputError
+        One line naming the first missing, corrupt or foreign cell file.
+    """
+    c = coordinates(params)
+    sizes = {d: len(c[d]) for d in datasets.COORDS if d in c}
+    values = {  # NaN until filled; flags 0
+        name: np.full([sizes[d] for d in var.dims], 0 if var.flags else np.nan, dtype=var.dtype)
+        for name, var in CUBE.items()
+    }
+    freq_ext = np.append(c["freq_Hz"], c["freq_above_Hz"])
+    for i, p in enumerate(c["p"]):
+        for j, lam in enumerate(c["lam"]):
+            seeds = Seeds(
+                values=read_cell(params, results_dir, p, lam, c),
+                freq_Hz=freq_ext,
+                n_samples=c["n_samples"],
+                n_perm=params.analysis.n_perm,
+                perm_rng=lambda k, p=p, lam=lam: _perm_rng(params, p, lam, k),
+            )
+            for name, v in combine(seeds).items():
+                values[name][i, j] = v
+    return describe(params, values, c, results_dir)

@@ -8,10 +8,18 @@ significant region on the cell mesh (its outline along cell edges), which
 stays closed where the region meets the border of the grid and works for a
 single p or λ as well as for 21 × 5. The legend says how many cells are
 significant.
+
+The figures are registered in :data:`FIGURES` (name, function, report
+section and caption; the workflow's list of figures is this one), draw a
+panel or a trace for the network and every registered mass model
+(:mod:`nmmval.models`) and take their labels from the file layouts
+(:mod:`nmmval.datasets`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -21,15 +29,15 @@ matplotlib.use("Agg")
 import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
 from matplotlib import patheffects  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from nmmval import store  # noqa: E402
+from nmmval import models, store  # noqa: E402
+from nmmval.config import Params  # noqa: E402
+from nmmval.datasets import COORDS, LIF, label  # noqa: E402
 
-MODEL_COLOURS = {"LIF": "black", "CFM": "tab:orange", "MFM": "tab:blue"}
-P_LABEL = "connection probability p"
-LAM_LABEL = "excitatory fraction λ"
 #: length of the time series on a diagnostic page (ms)
 DIAGNOSTIC_SPAN_MS = 1000.0
 
@@ -87,8 +95,8 @@ def _mesh(ax, p, lam, z, cmap, norm, cbar_label, fig):
     else:  # "nearest" cannot infer the width of a single cell
         mesh = ax.pcolormesh(xe, ye, z, shading="flat", cmap=cmap, norm=norm)
     fig.colorbar(mesh, ax=ax, label=cbar_label, pad=0.02)
-    ax.set_xlabel(P_LABEL)
-    ax.set_ylabel(LAM_LABEL)
+    ax.set_xlabel(COORDS["p"].long_name)
+    ax.set_ylabel(COORDS["lam"].long_name)
     step = 1 if p.size <= 11 else 2
     ax.set_xticks(xc[::step])
     ax.set_xticklabels([f"{v:g}" for v in p[::step]])
@@ -181,8 +189,8 @@ def _heatmap_figure(cube, panels, title, subtitle, nrows=1):
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(w * ncols, h * nrows + 1.0), layout="constrained", squeeze=False
     )
-    for ax, (panel_title, field, cmap, norm, label) in zip(axes.flat, panels, strict=False):
-        _mesh(ax, p, lam, field, cmap, norm, label, fig)
+    for ax, (panel_title, field, cmap, norm, cbar_label) in zip(axes.flat, panels, strict=False):
+        _mesh(ax, p, lam, field, cmap, norm, cbar_label, fig)
         ax.set_title(panel_title)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
@@ -208,7 +216,7 @@ def fig_synchrony(params, cube):
     mean = sync.mean("seed", skipna=True).values
     fig, _ = _heatmap_figure(
         cube,
-        [("seed mean", mean, "viridis", _norm(mean, 0.0, 1.0), "synchrony (1)")],
+        [("seed mean", mean, "viridis", _norm(mean, 0.0, 1.0), label("cube", "synchrony"))],
         "Spike-contrast synchrony of the LIF network",
         _subtitle(params),
     )
@@ -227,12 +235,13 @@ def fig_rates(params, cube):
     rate_e = cube["rate_E_Hz"].mean("seed").values
     rate_i = cube["rate_I_Hz"].mean("seed").values
     vbar = cube["Vbar_mV"].mean("seed").values
+    rate_label = "mean rate (Hz)"
     fig, _ = _heatmap_figure(
         cube,
         [
-            ("excitatory rate", rate_e, "magma", _norm(rate_e, log_if_wide=True), "rate (Hz)"),
-            ("inhibitory rate", rate_i, "magma", _norm(rate_i, log_if_wide=True), "rate (Hz)"),
-            ("time-mean potential V̄", vbar, "cividis", _norm(vbar), "V̄ (mV)"),
+            ("excitatory rate", rate_e, "magma", _norm(rate_e, log_if_wide=True), rate_label),
+            ("inhibitory rate", rate_i, "magma", _norm(rate_i, log_if_wide=True), rate_label),
+            ("time-mean potential V̄", vbar, "cividis", _norm(vbar), label("cube", "Vbar_mV")),
         ],
         "Firing rates and mean potential of the LIF network (seed means)",
         _subtitle(params),
@@ -244,8 +253,8 @@ def fig_median_frequency(params, cube):
     med = cube["median_freq_Hz"]
     norm = _norm(med.values, log_if_wide=True)
     panels = [
-        (f"{m}", med.sel(model=m).values, "viridis", norm, "median frequency ϖ (Hz)")
-        for m in ("LIF", "CFM", "MFM")
+        (m, med.sel(model=m).values, "viridis", norm, label("cube", "median_freq_Hz"))
+        for m in _models()
     ]
     fig, _ = _heatmap_figure(
         cube, panels, "Median frequency of the seed-mean spectrum", _subtitle(params)
@@ -259,14 +268,14 @@ def fig_chi2(params, cube):
     chi2 = cube["chi2"]
     norm = _norm(chi2.values, vmin=0.0)
     panels = [
-        (f"LIF – {m}", chi2.sel(mass=m).values, "magma", norm, "χ² (normalised spectra, 0–2)")
-        for m in ("CFM", "MFM")
+        (f"LIF – {m}", chi2.sel(mass=m).values, "magma", norm, label("cube", "chi2"))
+        for m in models.names()
     ]
     fig, axes = _heatmap_figure(
         cube, panels, "Spectral distance χ² (Eq. 25), the paper's Fig. 4", _subtitle(params)
     )
     paper, perm = {}, {}
-    for ax, m in zip(axes.flat, ("CFM", "MFM"), strict=True):
+    for ax, m in zip(axes.flat, models.names(), strict=True):
         paper[m] = _outline(ax, p, lam, cube["chi2_p_paper"].sel(mass=m).values, alpha, PAPER_TEST)
         perm[m] = _outline(ax, p, lam, cube["chi2_p_perm"].sel(mass=m).values, alpha, PERM_TEST)
     fig.legend(
@@ -288,19 +297,21 @@ def fig_xcorr(params, cube):
     tau, rho = cube["tau_max_ms"], cube["rho"]
     tau_norm = _norm(tau.values, symmetric=True)
     rho_norm = _norm(rho.values, vmax=1.0)
+    masses = models.names()
+    tau_label, rho_label = label("cube", "tau_max_ms"), label("cube", "rho")
     panels = [
-        (f"τ_max, LIF – {m}", tau.sel(mass=m).values, "cividis", tau_norm, "τ_max (ms)")
-        for m in ("CFM", "MFM")
+        (f"τ_max, LIF – {m}", tau.sel(mass=m).values, "cividis", tau_norm, tau_label)
+        for m in masses
     ] + [
-        (f"ρ(τ_max), LIF – {m}", rho.sel(mass=m).values, "viridis", rho_norm, "ρ (1)")
-        for m in ("CFM", "MFM")
+        (f"ρ(τ_max), LIF – {m}", rho.sel(mass=m).values, "viridis", rho_norm, rho_label)
+        for m in masses
     ]
     fig, axes = _heatmap_figure(
         cube, panels, "Lagged correlation with the LIF potential, the paper's Fig. 5",
         _subtitle(params), nrows=2,
     )  # fmt: skip
     counts = {}
-    for ax, m in zip(axes.flat, ("CFM", "MFM", "CFM", "MFM"), strict=True):
+    for ax, m in zip(axes.flat, masses * 2, strict=True):
         counts[m] = _outline(ax, p, lam, cube["rho_p"].sel(mass=m).values, alpha, FISHER_TEST)
     fig.legend(
         handles=[
@@ -313,8 +324,20 @@ def fig_xcorr(params, cube):
     return fig
 
 
+def _colour(model: str) -> str:
+    """Colour of a model's traces: black for the network, the registry's for a mass model."""
+    return (
+        "black" if model == LIF else next(m.colour for m in models.registered() if m.name == model)
+    )
+
+
+def _models() -> tuple[str, ...]:
+    """The ``model`` coordinate: the network, then every registered mass model."""
+    return (LIF, *models.names())
+
+
 def fig_diagnostic(params, cube, results_dir: Path, p: float, lam: float):
-    """LIF, CFM and MFM over 1 s (first seed) and the three seed-mean spectra of one cell."""
+    """LIF and every mass model over 1 s (first seed) and their seed-mean spectra, one cell."""
     seed = params.grid_seeds[0]
     cell = store.cell_dir(results_dir, p, lam, seed)
     net = store.open_dataset(cell / "network.nc", "network")
@@ -323,32 +346,32 @@ def fig_diagnostic(params, cube, results_dir: Path, p: float, lam: float):
     t = net["time_ms"].values
     window = (t >= sim.T0_ms) & (t < min(sim.T_ms, sim.T0_ms + DIAGNOSTIC_SPAN_MS))
     fig, (ax_t, ax_f) = plt.subplots(2, 1, figsize=(8.0, 6.4), layout="constrained")
-    traces = {"LIF": net["V"].values, "CFM": mas["V_cfm"].values, "MFM": mas["V_mfm"].values}
+    traces = {LIF: net["V"].values} | {m.name: mas[m.variable].values for m in models.registered()}
     for m, v in traces.items():
-        ax_t.plot(t[window] / 1000, v[window], color=MODEL_COLOURS[m], lw=0.8, label=m)
+        ax_t.plot(t[window] / 1000, v[window], color=_colour(m), lw=0.8, label=m)
     ax_t.set_xlabel("time t (s)")
-    ax_t.set_ylabel("mean potential V (mV)")
+    ax_t.set_ylabel(label("network", "V"))
     ax_t.set_title(f"seed {seed}: LIF mean potential and the mass models driven by its input")
-    ax_t.legend(loc="upper right", ncols=3, fontsize="small")
+    ax_t.legend(loc="upper right", ncols=len(traces), fontsize="small")
 
     cell_cube = cube.sel(p=p, lam=lam, method="nearest")
     freq = cube["freq_Hz"].values
     pos = freq > 0
-    for m in ("LIF", "CFM", "MFM"):
+    for m in traces:
         spec = cell_cube["spectrum"].sel(model=m).values
-        ax_f.loglog(freq[pos], spec[pos], color=MODEL_COLOURS[m], lw=0.9, label=m)
+        ax_f.loglog(freq[pos], spec[pos], color=_colour(m), lw=0.9, label=m)
         ax_f.axvline(
-            float(cell_cube["median_freq_Hz"].sel(model=m)), color=MODEL_COLOURS[m], ls=":", lw=1.0
+            float(cell_cube["median_freq_Hz"].sel(model=m)), color=_colour(m), ls=":", lw=1.0
         )
     chi = ", ".join(
-        f"χ²(LIF, {m}) = {float(cell_cube['chi2'].sel(mass=m)):.3g}" for m in ("CFM", "MFM")
+        f"χ²(LIF, {m}) = {float(cell_cube['chi2'].sel(mass=m)):.3g}" for m in models.names()
     )
     ax_f.set_title(
-        f"seed-mean spectra (normalised to sum 1); dotted: median frequency; {chi}",
+        f"seed-mean spectra (normalised to sum 1); dotted: median frequency\n{chi}",
         fontsize="medium",
     )
-    ax_f.set_xlabel("frequency f (Hz)")
-    ax_f.set_ylabel("power (fraction per bin)")
+    ax_f.set_xlabel(label("cube", "freq_Hz"))
+    ax_f.set_ylabel(label("cube", "spectrum"))
     ax_f.legend(loc="lower left", fontsize="small")
     fig.suptitle(f"Diagnostic cell p = {p:g}, λ = {lam:g}\n{_subtitle(params)}", fontsize="medium")
     return fig
@@ -359,27 +382,64 @@ def diagnostic_name(p: float, lam: float) -> str:
     return f"diagnostic_p{store.format_p(p)}_lam{store.format_p(lam)}"
 
 
-def render_all(params, cube_path: Path, results_dir: Path, outdir: Path) -> list[Path]:
-    """Render every figure of a run into ``outdir`` (PDF + PNG each).
+@dataclass(frozen=True)
+class Figure:
+    """A registered figure of the cube.
+
+    Attributes
+    ----------
+    name : str
+        File stem (``{name}.pdf``, ``{name}.png``).
+    make : callable
+        ``make(params, cube) -> matplotlib.figure.Figure``.
+    category : str
+        Its section of the Snakemake report.
+    caption : str
+        Its caption file in ``workflow/report/``.
+    """
+
+    name: str
+    make: Callable[[Params, xr.Dataset], plt.Figure]
+    category: str
+    caption: str
+
+
+#: the registry: every figure of the cube, one line each, in the order they are drawn
+FIGURES: tuple[Figure, ...] = (
+    Figure("synchrony", fig_synchrony, "Network", "synchrony.rst"),
+    Figure("median_frequency", fig_median_frequency, "Spectra", "median_frequency.rst"),
+    Figure("fig4_chi2", fig_chi2, "Spectra", "fig4_chi2.rst"),
+    Figure("fig5_xcorr", fig_xcorr, "Time domain", "fig5_xcorr.rst"),
+    Figure("rates", fig_rates, "Network", "rates.rst"),
+)
+#: report section and caption of the diagnostic pages (one per ``figures.diagnostic_cells``)
+DIAGNOSTIC = ("Diagnostic cells", "diagnostic.rst")
+
+
+def render_all(params, cube: xr.Dataset, results_dir: Path, outdir: Path) -> list[Path]:
+    """Render every registered figure and every diagnostic page into ``outdir`` (PDF + PNG).
+
+    Parameters
+    ----------
+    params : nmmval.config.Params
+    cube : xarray.Dataset
+        The run's cube (:func:`nmmval.cube.gather`).
+    results_dir : Path
+        ``results/{run}``, whose cells the diagnostic pages read.
+    outdir : Path
+        Folder of the figures (created).
 
     Returns
     -------
     list of Path
         The files written.
     """
-    cube = store.open_dataset(cube_path, "cube")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     with plt.rc_context({"font.size": 9, "axes.titlesize": 10}):
-        for name, make in (
-            ("synchrony", fig_synchrony),
-            ("median_frequency", fig_median_frequency),
-            ("fig4_chi2", fig_chi2),
-            ("fig5_xcorr", fig_xcorr),
-            ("rates", fig_rates),
-        ):
-            written += _save(make(params, cube), outdir, name)
+        for f in FIGURES:
+            written += _save(f.make(params, cube), outdir, f.name)
         for c in params.resolved["figures"]["diagnostic_cells"]:
             fig = fig_diagnostic(params, cube, Path(results_dir), c["p"], c["lam"])
             written += _save(fig, outdir, diagnostic_name(c["p"], c["lam"]))

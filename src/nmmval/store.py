@@ -3,7 +3,8 @@
 Every file is NetCDF4 written through xarray (``engine="netcdf4"``) with CF
 attributes, to a temporary name in the target folder and then renamed with
 :func:`os.replace`, so a killed or failed write never leaves a partial file
-under the final name.
+under the final name. Every file read is checked against its layout
+(:mod:`nmmval.datasets`).
 """
 
 from __future__ import annotations
@@ -13,24 +14,15 @@ import os
 import re
 import socket
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from nmmval import __version__, faults
+from nmmval import datasets, faults, models
 
 #: one cell's folder below ``results/{run}/cells``; values canonically formatted
 CELL_PATTERN = "p~{p}/lam~{lam}/seed~{seed}"
-
-#: variables each kind of file must hold
-REQUIRED = {
-    "network": ("V", "phi_E", "phi_I", "phi_ext", "synchrony", "rate_E_Hz", "rate_I_Hz", "Vbar_mV"),
-    "masses": ("V_cfm", "V_mfm"),
-    "compare": ("power", "power_above_fmax", "median_freq_Hz", "xcorr", "tau_max_ms", "rho_max"),
-    "cube": ("synchrony", "spectrum", "chi2"),
-}
 
 
 _UMASK = os.umask(0)
@@ -64,27 +56,14 @@ def cell_dir(root: str | Path, p: float, lam: float, seed: int) -> Path:
     )
 
 
-def global_attrs(params, **extra) -> dict:
-    """Global attributes every file carries: conventions, version, config."""
-    attrs = {
-        "Conventions": "CF-1.10",
-        "title": "nmmval: validity of neural mass models (Deschle et al. 2021)",
-        "nmmval_version": __version__,
-        "config": params.to_json(),
-        "history": f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} nmmval {__version__}",
-    }
-    attrs.update(extra)
-    return attrs
-
-
 def _encoding(ds: xr.Dataset) -> dict:
     enc = {}
     for name, var in ds.data_vars.items():
         if var.ndim == 0:
             continue
         e = {"zlib": True, "complevel": 4, "shuffle": True}
-        if var.dtype.kind == "f":
-            e["_FillValue"] = None if name.startswith("phi_") else np.nan
+        if var.dtype.kind == "f":  # NaN unless the layout says none (nmmval.datasets.Var.fill)
+            e["_FillValue"] = var.encoding.get("_FillValue", np.nan)
         enc[name] = e
     for name, coord in ds.coords.items():
         enc[name] = {"_FillValue": None}
@@ -222,19 +201,23 @@ def _discard(tmp: str | Path) -> None:
     Path(tmp).unlink(missing_ok=True)
 
 
-def open_dataset(path: str | Path, kind: str) -> xr.Dataset:
-    """Open a file of the given kind fully into memory, checking it.
+def open_dataset(path: str | Path, kind: str, params=None) -> xr.Dataset:
+    """Open a file of the given kind fully into memory, checking it against its layout.
 
     Parameters
     ----------
     path : path-like
     kind : {"network", "masses", "compare", "cube"}
+    params : nmmval.config.Params, optional
+        If given, the file must have been made with its time grid
+        (``simulation.dt_ms`` and ``T_ms``).
 
     Raises
     ------
     InputError
         One line naming the file and what is wrong (missing, not NetCDF,
-        truncated, a variable absent).
+        truncated, a variable absent or not as :mod:`nmmval.datasets`
+        declares, made with another time grid).
     """
     path = Path(path)
     if not path.exists():
@@ -245,12 +228,34 @@ def open_dataset(path: str | Path, kind: str) -> xr.Dataset:
     except Exception as exc:  # netCDF4 raises OSError, RuntimeError, ValueError, ...
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: corrupt {kind} file ({reason})") from None
-    missing = [v for v in REQUIRED[kind] if v not in ds.variables]
-    if missing:
-        raise InputError(f"{path}: not a complete {kind} file (no {', '.join(missing)})")
+    problem = datasets.problems(ds, kind, models.registered())
+    if problem:
+        raise InputError(f"{path}: {problem}")
+    if params is not None:
+        _check_grid(ds, path, params)
     return ds
 
 
-def stored_config(ds: xr.Dataset) -> dict:
-    """The resolved config a file was made with."""
-    return json.loads(ds.attrs["config"])
+def stored_config(ds: xr.Dataset, path: str | Path = "<dataset>") -> dict:
+    """The resolved config a file was made with.
+
+    Raises
+    ------
+    InputError
+        If the file (named ``path``) has no readable ``config`` attribute.
+    """
+    try:
+        return json.loads(ds.attrs["config"])
+    except (KeyError, json.JSONDecodeError):
+        raise InputError(f"{path}: no readable config attribute") from None
+
+
+def _check_grid(ds: xr.Dataset, path: Path, params) -> None:
+    """Stop with one line unless a file was made with the config's dt_ms and T_ms."""
+    sim_file = stored_config(ds, path)["simulation"]
+    sim = params.simulation
+    if (sim_file["dt_ms"], sim_file["T_ms"]) != (sim.dt_ms, sim.T_ms):
+        raise InputError(
+            f"{path}: made with dt_ms={sim_file['dt_ms']}, T_ms={sim_file['T_ms']}, "
+            f"not the config's dt_ms={sim.dt_ms}, T_ms={sim.T_ms}"
+        )

@@ -226,18 +226,21 @@ def stouffer(pvalues) -> float:
     return float(scipy.stats.norm.sf(np.sum(z) / np.sqrt(p.size)))
 
 
-def mean_rho(rhos) -> float:
+def mean_rho(rhos, axis: int | None = None):
     """Average of correlations through Fisher's z: ``tanh(mean atanh ρ_k)``.
 
     Parameters
     ----------
     rhos : array_like
         Correlations, clipped to (-1, 1) by 1e-15.
+    axis : int, optional
+        Axis to average over (e.g. the seeds of per-seed ρ(τ)); all values if None.
 
     Returns
     -------
-    float
-        The mean correlation.
+    float or numpy.ndarray
+        The mean correlation (a float if ``axis`` is None).
     """
     rhos = np.clip(np.asarray(rhos, dtype=np.float64), -1 + _RHO_EPS, 1 - _RHO_EPS)
-    return float(np.tanh(np.mean(np.arctanh(rhos))))
+    mean = np.tanh(np.mean(np.arctanh(rhos), axis=axis))
+    return float(mean) if axis is None else mean

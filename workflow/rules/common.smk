@@ -11,6 +11,9 @@ from snakemake.io import report as register_in_report
 from snakemake.utils import validate
 
 from nmmval import config as nmmval_config
+from nmmval.figures import DIAGNOSTIC as DIAGNOSTIC_REPORT
+from nmmval.figures import FIGURES as FIGURE_REGISTRY
+from nmmval.figures import diagnostic_name
 from nmmval.store import CELL_PATTERN, format_p, format_seed
 
 
@@ -80,8 +83,11 @@ DIAGNOSTIC = [
     dict(p=format_p(c["p"]), lam=format_p(c["lam"]))
     for c in CFG["figures"]["diagnostic_cells"]
 ]
-FIGURES = ["synchrony", "median_frequency", "fig4_chi2", "fig5_xcorr", "rates"]
-DIAGNOSTIC_FIGURES = [f"diagnostic_p{c['p']}_lam{c['lam']}" for c in DIAGNOSTIC]
+# the figures of the cube, registered in nmmval.figures, and one page per diagnostic cell
+FIGURES = [f.name for f in FIGURE_REGISTRY]
+DIAGNOSTIC_FIGURES = [
+    diagnostic_name(c["p"], c["lam"]) for c in CFG["figures"]["diagnostic_cells"]
+]
 
 
 wildcard_constraints:
@@ -206,20 +212,14 @@ def write_resolved_config():
 
 
 # ------------------------------------------------------------------- report
-_CAPTIONS = {
-    "synchrony": ("Network", "synchrony.rst"),
-    "rates": ("Network", "rates.rst"),
-    "median_frequency": ("Spectra", "median_frequency.rst"),
-    "fig4_chi2": ("Spectra", "fig4_chi2.rst"),
-    "fig5_xcorr": ("Time domain", "fig5_xcorr.rst"),
-}
+_CAPTIONS = {f.name: (f.category, f.caption) for f in FIGURE_REGISTRY}
 
 
 def report_figures():
     """The PNGs of the figures rule, registered for `snakemake --report`."""
     files = []
     for name in FIGURES + DIAGNOSTIC_FIGURES:
-        category, caption = _CAPTIONS.get(name, ("Diagnostic cells", "diagnostic.rst"))
+        category, caption = _CAPTIONS.get(name, DIAGNOSTIC_REPORT)
         png = f"{FIGDIR}/{name}.png"
         labels = {"figure": name}
         files.append(

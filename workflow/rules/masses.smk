@@ -1,5 +1,5 @@
 rule masses:
-    """CFM and MFM driven by the cell's recorded spike input Phi."""
+    """Every registered mass model (nmmval.models) driven by the cell's recorded input Phi."""
     input:
         network=f"{CELL}/network.nc",
     output:

@@ -1,0 +1,434 @@
+"""The layouts of nmmval's files, declared once: network.nc, masses.nc, compare.nc, cube.nc.
+
+Every variable of every file is one :class:`Var` row below: its dimensions,
+dtype, units, a short ``long_name`` (at most :data:`LONG_NAME_MAX` characters:
+figures use it as the axis or colour-bar label) and, where one sentence
+says more, a ``comment``; flag variables list their meanings. Writers build
+their Datasets from these rows (:func:`build`), :func:`nmmval.store.open_dataset`
+checks every file it reads against them (:func:`problems`), and the cube and
+the figures take names and labels from them (:func:`label`).
+
+masses.nc holds one potential per registered mass model (:mod:`nmmval.models`),
+``V_<name>``, plus the extra outputs the model declares; its layout is
+therefore :func:`layout` of the registry, not a fixed table.
+
+Units follow MODEL.md §1 (ms, mV, Hz); "1" is dimensionless. The global
+attributes every file carries are :func:`global_attrs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from nmmval import __version__
+
+#: longest long_name: it is a plot label
+LONG_NAME_MAX = 40
+#: the dimensions of the mass-model coordinates: ``model`` = LIF and every
+#: registered mass model, ``mass`` = the mass models alone (compared with LIF)
+MODEL_DIMS = ("model", "mass")
+#: name of the network in the ``model`` coordinate
+LIF = "LIF"
+
+
+@dataclass(frozen=True)
+class Var:
+    """One variable of a file: how it is stored and labelled.
+
+    Attributes
+    ----------
+    dims : tuple of str
+        Dimension names, in order (``()`` for a scalar).
+    dtype : str
+        numpy dtype of the stored values (``"str"`` for labels).
+    units : str or None
+        CF units (None only for labels).
+    long_name : str
+        Short description, at most :data:`LONG_NAME_MAX` characters.
+    comment : str
+        The longer sentence, if any.
+    flags : tuple of str
+        For a flag variable, the meaning of 0, 1, ... (CF ``flag_values``,
+        ``flag_meanings``).
+    extra : tuple of (str, object)
+        Further fixed attributes, e.g. ``("cell_methods", "seed: mean")``.
+    fill : bool
+        Float data written with a NaN ``_FillValue`` (False: none).
+    """
+
+    dims: tuple[str, ...]
+    dtype: str
+    units: str | None
+    long_name: str
+    comment: str = ""
+    flags: tuple[str, ...] = ()
+    extra: tuple[tuple[str, object], ...] = ()
+    fill: bool = True
+
+    def over(self, *dims: str, **changes) -> Var:
+        """The same quantity with ``dims`` prepended (e.g. per cell and seed in the cube)."""
+        return dataclasses.replace(self, dims=(*dims, *self.dims), **changes)
+
+    def attrs(self) -> dict:
+        """The variable's CF attributes."""
+        out = {} if self.units is None else {"units": self.units}
+        out["long_name"] = self.long_name
+        if self.comment:
+            out["comment"] = self.comment
+        if self.flags:
+            out["flag_values"] = list(range(len(self.flags)))
+            out["flag_meanings"] = " ".join(self.flags)
+        out.update(self.extra)
+        return out
+
+    def array(self, values, name: str | None = None) -> xr.DataArray:
+        """A DataArray of ``values`` cast to :attr:`dtype`, with its attributes."""
+        values = np.asarray(values, dtype=None if self.dtype == "str" else self.dtype)
+        da = xr.DataArray(values, dims=self.dims, name=name, attrs=self.attrs())
+        if not self.fill:
+            da.encoding["_FillValue"] = None
+        return da
+
+
+def _phi(synapse: str) -> Var:
+    """φ_σ of MODEL.md §4: written without a fill value (every step has one)."""
+    return Var(
+        ("time_ms",),
+        "float64",
+        "1",
+        f"{synapse} spike arrivals per neuron",
+        comment="type-sigma spike arrivals added in the step, summed over all neurons, divided "
+        "by N (MODEL.md §4); the mass models are driven by the rate Phi = phi/dt",
+        fill=False,
+    )
+
+
+# ------------------------------------------------------------------ coordinates
+COORDS: dict[str, Var] = {
+    "time_ms": Var(("time_ms",), "float64", "ms", "time at the start of the step"),
+    "model": Var(("model",), "str", None, "LIF network or mass model"),
+    "mass": Var(("mass",), "str", None, "mass model compared with LIF"),
+    "freq_Hz": Var(("freq_Hz",), "float64", "Hz", "frequency"),
+    "lag_ms": Var(
+        ("lag_ms",),
+        "float64",
+        "ms",
+        "lag of the model behind the network",
+        comment="positive: the model's V follows the network's",
+    ),
+    "p": Var(("p",), "float64", "1", "connection probability p"),
+    "lam": Var(("lam",), "float64", "1", "excitatory fraction λ"),
+    "seed": Var(("seed",), "int32", "1", "repetition index", "a new graph, drive and noise"),
+}
+
+# ------------------------------------------------------------------ network.nc (MODEL.md §4)
+_SYNCHRONY = Var(
+    (),
+    "float64",
+    "1",
+    "Spike-contrast synchrony",
+    comment="of all N spike trains over [T0, T) (Ciba et al. 2018, MODEL.md §6.1); "
+    "NaN: no train has two spikes",
+)
+_RATE_E = Var((), "float64", "Hz", "mean rate of excitatory cells", "over [T0, T)")
+_RATE_I = Var((), "float64", "Hz", "mean rate of inhibitory cells", "over [T0, T); 0 if none")
+_VBAR = Var((), "float64", "mV", "time mean of V over [T0, T)", "V̄ of Eq. 20")
+#: the network's scalars, kept by compare.nc and (per seed) by the cube
+NETWORK_SCALARS = {
+    "synchrony": _SYNCHRONY,
+    "rate_E_Hz": _RATE_E,
+    "rate_I_Hz": _RATE_I,
+    "Vbar_mV": _VBAR,
+}
+NETWORK: dict[str, Var] = {
+    "V": Var(
+        ("time_ms",),
+        "float32",
+        "mV",
+        "mean membrane potential V",
+        comment="mean of v over all N neurons at the start of the step (Eq. 12)",
+    ),
+    "phi_E": _phi("E"),
+    "phi_I": _phi("I"),
+    "phi_ext": _phi("external"),
+    "spike_neuron": Var(
+        ("spike",), "int32", "1", "id of the spiking neuron", "excitatory: id < n_E"
+    ),
+    "spike_step": Var(("spike",), "int32", "1", "step of the spike", "time = step * dt_ms"),
+    **NETWORK_SCALARS,
+}
+
+# ------------------------------------------------------------------ masses.nc (MODEL.md §5)
+#: a mass model's potential; its long_name and comment are the model's own
+POTENTIAL = Var(("time_ms",), "float32", "mV", "mass-model potential V")
+
+
+def masses_layout(models: Iterable) -> dict[str, Var]:
+    """The variables of masses.nc: ``V_<name>`` and the declared extras of every model.
+
+    Parameters
+    ----------
+    models : iterable of nmmval.models.MassModel
+        The registered models, in registry order.
+    """
+    out = {}
+    for m in models:
+        out[m.variable] = dataclasses.replace(POTENTIAL, long_name=m.long_name, comment=m.comment)
+        out.update(m.extra)
+    return out
+
+
+# ------------------------------------------------------------------ compare.nc (MODEL.md §6.1)
+_DIVERGED = Var(
+    ("model",),
+    "int8",
+    "1",
+    "model diverged",
+    comment="1 if the model's V diverged in [T0, T); its measures are NaN",
+    flags=("finite", "diverged"),
+)
+COMPARE: dict[str, Var] = {
+    "power": Var(
+        ("model", "freq_Hz"),
+        "float64",
+        "mV2",
+        "power spectrum of V",
+        comment="|rfft|^2 of the mean-removed, Hamming-windowed V over [T0, T), "
+        "bins up to analysis.fmax_store_Hz",
+    ),
+    "power_above_fmax": Var(
+        ("model",),
+        "float64",
+        "mV2",
+        "power above fmax_store_Hz",
+        comment="summed power of the bins above analysis.fmax_store_Hz",
+    ),
+    "median_freq_Hz": Var(
+        ("model",), "float64", "Hz", "median frequency ϖ", "of the full-band spectrum"
+    ),
+    "xcorr": Var(
+        ("mass", "lag_ms"),
+        "float64",
+        "1",
+        "lagged correlation ρ(τ)",
+        comment="Pearson correlation of LIF V(t) and model V(t + lag) over their overlap",
+    ),
+    "tau_max_ms": Var(("mass",), "float64", "ms", "lag τ_max of the largest correlation"),
+    "rho_max": Var(("mass",), "float64", "1", "largest correlation ρ(τ_max)"),
+    "n_eff": Var(
+        ("mass",),
+        "float64",
+        "1",
+        "effective sample size",
+        comment="of the correlation of two autocorrelated series (Bartlett / Bayley-Hammersley)",
+    ),
+    "rho_p": Var(
+        ("mass",),
+        "float64",
+        "1",
+        "Fisher-z p-value of ρ > 0",
+        comment="one-sided, H0: rho_max <= 0, with n_eff samples",
+    ),
+    "diverged": _DIVERGED,
+    **NETWORK_SCALARS,
+}
+
+# ------------------------------------------------------------------ cube.nc (MODEL.md §6)
+_CELL = ("p", "lam")
+_SEED = ("p", "lam", "seed")
+_FISHER_MEAN = "seeds combined by tanh(mean atanh rho)"
+CUBE: dict[str, Var] = {
+    "diverged_seed": _DIVERGED.over(
+        *_SEED, comment="1 if the model's V diverged in [T0, T) in this seed; its measures are NaN"
+    ),
+    **{name: var.over(*_SEED) for name, var in NETWORK_SCALARS.items()},
+    "spectrum": Var(
+        (*_CELL, "model", "freq_Hz"),
+        "float64",
+        "1",
+        "normalised seed-mean spectrum",
+        comment="seed-mean power spectrum normalised to sum 1 over the whole band: "
+        "the sum over freq_Hz plus spectrum_above_fmax is 1",
+        extra=(
+            ("cell_methods", "seed: mean"),
+            (
+                "zero_convention",
+                "constant potential (silent network): spectrum 0, median 0 Hz, "
+                "chi2 1 against a non-zero spectrum and 0 between two zero ones (p = 1), rho 0, "
+                "tau_max 0 ms, rho_p 0.5",
+            ),
+        ),
+    ),
+    "spectrum_above_fmax": Var(
+        (*_CELL, "model"),
+        "float64",
+        "1",
+        "fraction of power above fmax_store_Hz",
+        comment="of the seed-mean spectrum",
+        extra=(("cell_methods", "seed: mean"),),
+    ),
+    "median_freq_Hz": COMPARE["median_freq_Hz"].over(
+        *_CELL,
+        comment="of the seed-mean spectrum; if above fmax_store_Hz, the first bin above it "
+        "(a lower bound)",
+    ),
+    "median_freq_Hz_seed": COMPARE["median_freq_Hz"].over(
+        *_SEED, long_name="median frequency ϖ per seed", comment="of each seed's full-band spectrum"
+    ),
+    "chi2": Var(
+        (*_CELL, "mass"),
+        "float64",
+        "1",
+        "χ² distance of spectra (Eq. 25)",
+        comment="of the LIF and model seed-mean spectra, each normalised to sum 1 "
+        "(0 = same shape, 2 = disjoint)",
+    ),
+    "chi2_p_paper": Var(
+        (*_CELL, "mass"),
+        "float64",
+        "1",
+        "paper-style p-value of χ²",
+        comment="spectra scaled to n_samples counts, chi-square distribution with "
+        "L - 1 - empty-bin degrees of freedom",
+    ),
+    "chi2_p_perm": Var(
+        (*_CELL, "mass"),
+        "float64",
+        "1",
+        "permutation p-value of χ²",
+        comment="against n_perm relabellings of the pooled per-seed spectra (LIF vs model)",
+    ),
+    "tau_max_ms": COMPARE["tau_max_ms"].over(
+        *_CELL, comment="median over seeds", extra=(("cell_methods", "seed: median"),)
+    ),
+    "rho": COMPARE["rho_max"].over(*_CELL, comment=_FISHER_MEAN),
+    "rho_p": Var(
+        (*_CELL, "mass"),
+        "float64",
+        "1",
+        "Fisher-z + Stouffer p-value of ρ > 0",
+        comment="per-seed one-sided Fisher-z p-values (H0: rho <= 0, n_eff) combined by "
+        "Stouffer's method",
+    ),
+    "xcorr": COMPARE["xcorr"].over(
+        *_CELL, comment=f"LIF V(t) and model V(t + lag), {_FISHER_MEAN}"
+    ),
+    "tau_max_ms_seed": COMPARE["tau_max_ms"].over(*_SEED, comment="per seed"),
+    "rho_seed": COMPARE["rho_max"].over(*_SEED, comment="per seed"),
+    "rho_p_seed": COMPARE["rho_p"].over(*_SEED),
+    "n_eff_seed": COMPARE["n_eff"].over(*_SEED),
+}
+
+_FIXED = {"network": NETWORK, "compare": COMPARE, "cube": CUBE}
+KINDS = ("network", "masses", "compare", "cube")
+
+
+def layout(kind: str, models: Iterable = ()) -> dict[str, Var]:
+    """The data variables of a kind of file, name -> :class:`Var`.
+
+    Parameters
+    ----------
+    kind : {"network", "masses", "compare", "cube"}
+    models : iterable of nmmval.models.MassModel
+        The registered mass models; used for masses.nc only.
+    """
+    if kind == "masses":
+        return masses_layout(models)
+    return _FIXED[kind]
+
+
+def label(kind: str, name: str) -> str:
+    """Axis or colour-bar label of a variable: ``long_name (units)``."""
+    var = COORDS[name] if name in COORDS else layout(kind)[name]
+    return f"{var.long_name} ({var.units})"
+
+
+def global_attrs(params, **extra) -> dict:
+    """Global attributes every file carries: conventions, version, the resolved config."""
+    attrs = {
+        "Conventions": "CF-1.10",
+        "title": "nmmval: validity of neural mass models (Deschle et al. 2021)",
+        "nmmval_version": __version__,
+        "config": params.to_json(),
+        "history": f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} nmmval {__version__}",
+    }
+    attrs.update(extra)
+    return attrs
+
+
+def build(
+    kind: str,
+    values: Mapping[str, object],
+    coords: Mapping[str, object],
+    attrs: dict,
+    models: Iterable = (),
+) -> xr.Dataset:
+    """A Dataset of one kind of file from its values, every variable as its :class:`Var` says.
+
+    Parameters
+    ----------
+    kind : {"network", "masses", "compare", "cube"}
+    values : mapping of str to array_like
+        One entry per variable of :func:`layout` (no more, no fewer).
+    coords : mapping of str to array_like
+        Values of the coordinates (keys of :data:`COORDS`).
+    attrs : dict
+        Global attributes (:func:`global_attrs`).
+    models : iterable of nmmval.models.MassModel
+        The registered mass models (masses.nc only).
+
+    Raises
+    ------
+    ValueError
+        If ``values`` misses a declared variable or holds an undeclared one.
+    """
+    table = layout(kind, models)
+    if set(values) != set(table):
+        raise ValueError(
+            f"{kind}: variables {sorted(set(values) ^ set(table))} are not as declared in "
+            "nmmval.datasets"
+        )
+    data = {name: var.array(values[name]) for name, var in table.items()}
+    coords = {name: COORDS[name].array(v) for name, v in coords.items()}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _dtype_ok(have: np.dtype, want: str) -> bool:
+    if want == "str":
+        return have.kind in "OUS"
+    return have == np.dtype(want)
+
+
+def problems(ds: xr.Dataset, kind: str, models: Iterable = ()) -> str | None:
+    """What is wrong with a file's Dataset against its layout, or None.
+
+    Checks that every declared variable is present, then its dimensions and
+    dtype, and the dtype of every coordinate it uses.
+
+    Returns
+    -------
+    str or None
+        ``"not a complete {kind} file (no a, b)"`` or ``"{name}: dims ...,
+        expected ..."`` / ``"{name}: dtype ..., expected ..."``; None if the
+        file is as declared.
+    """
+    table = layout(kind, models)
+    missing = [v for v in table if v not in ds.variables]
+    if missing:
+        return f"not a complete {kind} file (no {', '.join(missing)})"
+    for name, var in table.items():
+        have = ds[name]
+        if have.dims != var.dims:
+            return f"{name}: dims {have.dims}, expected {var.dims}"
+        if not _dtype_ok(have.dtype, var.dtype):
+            return f"{name}: dtype {have.dtype}, expected {var.dtype}"
+    for name in {d for var in table.values() for d in var.dims if d in ds.coords}:
+        if not _dtype_ok(ds[name].dtype, COORDS[name].dtype):
+            return f"{name}: dtype {ds[name].dtype}, expected {COORDS[name].dtype}"
+    return None

@@ -1,0 +1,66 @@
+"""The registry of neural mass models (MODEL.md §5).
+
+A model is one module of this package with one function of the common
+signature ``run(drive: Drive, params: Params) -> Output`` and a
+:class:`MassModel` entry, and one :func:`register` line below. Everything
+downstream iterates over :func:`registered`: masses.nc gets its potential
+``V_<name>`` (and its declared extra traces), compare.nc and the cube a row
+in the ``model`` and ``mass`` coordinates, the figures a panel or a trace.
+"""
+
+from __future__ import annotations
+
+from nmmval.datasets import LIF, NETWORK
+from nmmval.models import cfm, mfm
+from nmmval.models.base import SYNAPSE_TYPES, Drive, MassModel, Output
+
+__all__ = [
+    "SYNAPSE_TYPES",
+    "Drive",
+    "MassModel",
+    "Output",
+    "names",
+    "register",
+    "registered",
+    "unregister",
+]
+
+_REGISTRY: dict[str, MassModel] = {}
+
+
+def register(model: MassModel) -> MassModel:
+    """Add a model to the registry (after those already there).
+
+    Raises
+    ------
+    ValueError
+        If its name is taken (or is "LIF"), or one of its masses.nc variables
+        is another model's or the network's.
+    """
+    if model.name in _REGISTRY or model.name == LIF:
+        raise ValueError(f"mass model {model.name!r} is already registered")
+    taken = {v for m in _REGISTRY.values() for v in (m.variable, *m.extra)} | set(NETWORK)
+    clash = taken & {model.variable, *model.extra}
+    if clash:
+        raise ValueError(f"mass model {model.name!r}: variable(s) {sorted(clash)} already used")
+    _REGISTRY[model.name] = model
+    return model
+
+
+def unregister(name: str) -> None:
+    """Remove a model from the registry (e.g. a test's own model)."""
+    del _REGISTRY[name]
+
+
+def registered() -> tuple[MassModel, ...]:
+    """The registered models, in registration order."""
+    return tuple(_REGISTRY.values())
+
+
+def names() -> tuple[str, ...]:
+    """Names of the registered models: the ``mass`` coordinate."""
+    return tuple(_REGISTRY)
+
+
+register(cfm.MODEL)
+register(mfm.MODEL)

@@ -1,0 +1,95 @@
+"""What a mass model is: its input, its output and its registry entry (MODEL.md §5).
+
+Every model is driven open-loop by one recording of the network, on the
+network's time grid, and returns V(t) in mV (plus, optionally, further
+traces such as a predicted rate). The signature is the same for all::
+
+    def run(drive: Drive, params: Params) -> Output
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
+
+import numpy as np
+
+from nmmval.config import Params
+from nmmval.datasets import Var
+
+#: synapse types of the recorded input, in the order the kernels use
+SYNAPSE_TYPES = ("E", "I", "ext")
+
+
+class Drive(NamedTuple):
+    """One recording of the network, as the mass models read it (MODEL.md §4).
+
+    Attributes
+    ----------
+    phi : mapping of str to numpy.ndarray
+        ``{"E": φ_E, "I": φ_I, "ext": φ_ext}``: spike arrivals per neuron in
+        each step (dimensionless), one value per step; Φ_σ = φ_σ/dt (1/ms).
+    dt_ms : float
+        Time step of the recording (ms).
+    Vbar_mV : float
+        The network's time-mean potential V̄ over [T0, T) (mV); the models
+        start from it.
+    """
+
+    phi: Mapping[str, np.ndarray]
+    dt_ms: float
+    Vbar_mV: float
+
+
+class Output(NamedTuple):
+    """What a mass model returns.
+
+    Attributes
+    ----------
+    V_mV : numpy.ndarray of float64, shape (n_steps,)
+        The model's potential at every step (mV).
+    extra : mapping of str to numpy.ndarray
+        Further traces on the same grid, keyed by their masses.nc variable
+        names, each declared in the model's :attr:`MassModel.extra`.
+    """
+
+    V_mV: np.ndarray
+    extra: Mapping[str, np.ndarray] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class MassModel:
+    """A registered mass model.
+
+    Attributes
+    ----------
+    name : str
+        Its label in the ``model`` and ``mass`` coordinates ("CFM"); its
+        potential is the masses.nc variable ``V_<name in lower case>``.
+    run : callable
+        ``run(drive: Drive, params: Params) -> Output``.
+    long_name : str
+        Short label of its potential (at most
+        :data:`nmmval.datasets.LONG_NAME_MAX` characters; figures show it).
+    comment : str
+        One sentence on the model, with its equation.
+    colour : str
+        Matplotlib colour of its traces.
+    extra : mapping of str to nmmval.datasets.Var
+        Layout of the extra traces it returns (masses.nc variables on
+        ``time_ms``).
+    """
+
+    name: str
+    run: Callable[[Drive, Params], Output]
+    long_name: str
+    comment: str
+    colour: str
+    extra: Mapping[str, Var] = field(default_factory=dict)
+
+    @property
+    def variable(self) -> str:
+        """Its potential's variable in masses.nc: ``V_cfm`` for "CFM"."""
+        return f"V_{self.name.lower()}"
