@@ -171,7 +171,8 @@ def simulate(
         uses the side the graph was sampled by (complement for p > 1/2). The
         model, and the result, are the same.
     progress : bool
-        Print a progress line to stderr about every 5 %.
+        Print a progress line to stderr about every 5 %, and the thread
+        governor's changes (:class:`nmmval.threads.Governor`).
     on_block : callable, optional
         Called as ``on_block(step, v_mV, refractory_steps)`` after every block
         of steps with the state at the start of ``step`` (for monitoring and
@@ -224,7 +225,11 @@ def simulate(
     # writes in place
     buf = new_output(BLOCK_STEPS, N, n_max)
     spikes_n, spikes_s = [], []
-    governor = Governor(n_max, log=sys.stderr if progress else None)
+    governor = Governor(
+        n_max,
+        log=sys.stderr if progress else None,
+        prefix=f"nmmval simulate p={p:g} lam={lam:g} seed={seed}",
+    )
     caller_threads = numba.get_num_threads()
     ext_rate = net.M * net.nu_ext_Hz * sim.dt_ms * 1e-3 if n_E > 0 else 0.0
     build_s = time.perf_counter() - t_start

@@ -126,12 +126,14 @@ class Governor:
     :data:`CONFIRM_STEPS` steps, doubles the back-off; a confirmed return
     resets it. So a wrong guess costs a few short calls, and a busy machine
     a few probes per run. The first drop and the first confirmed return are
-    printed once to ``log``; ``steps_by_threads`` counts the steps run on
+    printed once to ``log``, after ``prefix`` (like the progress lines, so
+    that they do not read as errors); ``steps_by_threads`` counts the steps run on
     each thread count.
     """
 
     n_max: int
     log: TextIO | None = sys.stderr
+    prefix: str = "nmmval"
     n: int = 0
     unconfirmed_steps: int = CONFIRM_STEPS
     confirmed: bool = False
@@ -147,7 +149,7 @@ class Governor:
     def _say(self, kind: str, text: str) -> None:
         if kind not in self._said and self.log is not None:
             self._said.add(kind)
-            print(f"nmmval: {text}", file=self.log, flush=True)
+            print(f"{self.prefix}: {text}", file=self.log, flush=True)
 
     def _back_off(self) -> None:
         self.backoff = min(2 * self.backoff, MAX_BACKOFF_CALLS)
