@@ -7,6 +7,7 @@ Usage (from the repository root)::
     python benchmarks/bench.py compare --quick    # smoke run: N = 2000, T = 0.2 s
     python benchmarks/bench.py scaling --quick
     python benchmarks/bench.py revisions REV1 REV2 ...  # nmmval at earlier commits, side by side
+    python benchmarks/bench.py busy --before REV  # default vs 1 thread, idle and beside 2 busy
 
 ``compare`` creates ``benchmarks/.venv-brian2`` (Brian2 + pyyaml, Brian2 pins
 numpy) on first use. Every simulation runs as its own process
@@ -47,6 +48,14 @@ QUICK_SCALING_N = [500, 1_000, 2_000]
 GOAL_WHOLE_RATIO = 10.0
 GOAL_RSS_P1_BYTES = 1e9
 GOAL_LOOP_OVER_FLOOR = 2.0
+#: goal of issue 14: beside two busy processes, the default thread count no
+#: slower than this times one thread
+GOAL_BUSY_RATIO = 1.3
+#: the busy mode's cells: (label, config, N, T ms, p, λ)
+BUSY_CELLS = [
+    ("README cell", "config/config.yaml", 2000, 3000.0, 0.3, 0.8),
+    ("paper network", "config/paper.yaml", 10_000, 1000.0, 0.01, 0.8),
+]
 
 
 def log(msg: str) -> None:
@@ -557,6 +566,110 @@ def cmd_revisions(args) -> int:
     return emit("revisions", md, {"info": info, "rows": rows})
 
 
+def busy_processes(n: int) -> list[subprocess.Popen]:
+    """Start ``n`` busy processes (``yes > /dev/null``), one core's worth each."""
+    return [
+        subprocess.Popen(["yes"], stdout=subprocess.DEVNULL, start_new_session=True)
+        for _ in range(n)
+    ]
+
+
+def cmd_busy(args) -> int:
+    """The thread-count cliff: nmmval's default thread count against one
+    thread, on an idle machine and beside two busy processes started and
+    ended here, each cell's runs interleaved so that they see the same load;
+    with ``--before REV``, that commit's default too (the cliff before)."""
+    cells = BUSY_CELLS[:1] if args.quick else BUSY_CELLS
+    info = machine()
+    info["config"], info["params"] = "see the cells", "λ = 0.8, seed 0"
+    sides = [("default", ROOT, 0), ("1 thread", ROOT, 1)]
+    if args.before:
+        sha, _subject, path = checkout(args.before)
+        sides.append((f"default at {sha}", path, 0))
+    for label, path, threads in sides:  # compile each side's kernels once, untimed
+        run_child(
+            nmmval_net_cmd(path, "config/paper.yaml", 500, 10.0, 0.5, 0.8, threads),
+            f"busy_warmup_{label.replace(' ', '_')}",
+            {"PYTHONPATH": str(path / "src")},
+        )
+    rows = []
+    for n_busy in (0, 2):
+        procs = busy_processes(n_busy)
+        try:
+            time.sleep(0.5)
+            for cell in cells:
+                runs = {label: [] for label, _, _ in sides}
+                for i in range(args.repeat):
+                    for label, path, threads in sides:
+                        res = run_child(
+                            nmmval_net_cmd(path, *cell[1:], threads),
+                            f"busy{n_busy}_{cell[2]}_{label.replace(' ', '_')}_r{i}",
+                            {"PYTHONPATH": str(path / "src")},
+                        )
+                        runs[label].append(res)
+                for label, _, _ in sides:
+                    rows.append({"busy": n_busy, "cell": cell, "side": label, "runs": runs[label]})
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+    info["load_avg_end"] = os.getloadavg()
+
+    def med(row, key):
+        return sorted(r[key] for r in row["runs"])[len(row["runs"]) // 2]
+
+    cols = ["busy processes", "cell", "nmmval", "whole s (median)", "loop s (median)"]
+    cols += ["loop s (all runs)", "steps by threads", "loop vs 1 thread"]
+    lines = md_head(cols)
+    verdicts = []
+    for row in rows:
+        one = next(
+            r for r in rows if r["busy"] == row["busy"] and r["cell"] == row["cell"]
+            and r["side"] == "1 thread"
+        )  # fmt: skip
+        ratio = med(row, "loop_s") / med(one, "loop_s")
+        steps = row["runs"][-1]["steps_by_threads"]
+        lines.append(
+            f"| {row['busy']} | {row['cell'][0]} (N = {row['cell'][2]}, p = {row['cell'][4]:g}) "
+            f"| {row['side']} | {f_s(med(row, 'whole_s'))} | {f_s(med(row, 'loop_s'))} "
+            f"| {', '.join(f_s(r['loop_s']) for r in row['runs'])} "
+            f"| {', '.join(f'{k}: {v}' for k, v in sorted(steps.items()))} | {ratio:.2f}× |"
+        )
+        if row["side"] == "default" and row["busy"] == 2:
+            met = "met" if ratio <= GOAL_BUSY_RATIO else "NOT met"
+            verdicts.append(
+                f"- {row['cell'][0]}, beside 2 busy processes: default / 1 thread = "
+                f"{ratio:.2f}× (goal ≤ {GOAL_BUSY_RATIO}×): {met}"
+            )
+        if row["side"].startswith("default at") and row["busy"] == 0:
+            now = next(
+                r for r in rows if r["busy"] == 0 and r["cell"] == row["cell"]
+                and r["side"] == "default"
+            )  # fmt: skip
+            ratio = med(now, "loop_s") / med(row, "loop_s")
+            met = "met" if ratio <= 1.03 else "NOT met"
+            verdicts.append(
+                f"- {row['cell'][0]}, idle: default now / {row['side']} = {ratio:.2f}× "
+                f"(goal: no slower, within 3 % noise): {met}"
+            )
+    title = (
+        f"### Busy machine: the default thread count against one thread, median of "
+        f"{args.repeat} interleaved runs"
+    )
+    md = "\n\n".join([header(info, title), "\n".join(lines), "\n".join(verdicts)])
+    return emit("busy" + ("_quick" if args.quick else ""), md, {"info": info, "rows": rows})
+
+
+def nmmval_net_cmd(
+    root: Path, config: str, N: int, T_ms: float, p: float, lam: float, threads: int
+) -> list[str]:
+    """benchmarks/nmmval_net.py of this checkout (nmmval from ``root``) on one
+    cell, without the noise floor; ``threads`` 0 is nmmval's own default."""
+    cmd = [sys.executable, str(HERE / "nmmval_net.py"), "--config", str(root / config)]
+    cmd += ["--N", str(N), "--T-ms", repr(T_ms), "--p", repr(p), "--lam", repr(lam)]
+    return cmd + ["--threads", str(threads), "--no-floor"]
+
+
 def emit(name: str, md: str, raw: dict) -> int:
     OUT.mkdir(exist_ok=True)
     (OUT / f"{name}.md").write_text(md + "\n")
@@ -604,6 +717,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("revs", nargs="+", help="commits to compare, the reference first")
     r.add_argument("--p", type=float, nargs="+", help="connection probabilities to run")
     r.set_defaults(func=cmd_revisions)
+    b = sub.add_parser(
+        "busy", parents=[common], help="default vs 1 thread, idle and beside 2 busy processes"
+    )
+    b.add_argument("--before", help="also run this commit's default (the cliff before)")
+    b.set_defaults(func=cmd_busy, repeat=3)
     args = ap.parse_args(argv)
     for item in args.nmmval_env:
         key, _, value = item.partition("=")

@@ -5,7 +5,7 @@ one line ``BENCH_RESULT {json}`` with the timings of every phase, the rates,
 the delivered spikes, the peak RSS of this process, and the noise floor: the
 time the same process needs just to draw the N·steps Gaussian numbers the
 membrane noise requires, with nmmval's generator, in the kernel's chunks of
-``nmmval.lif.CHUNK_NEURONS`` neurons (one xoshiro256** stream per chunk), on
+``nmmval.sim.lif.CHUNK_NEURONS`` neurons (one xoshiro256** stream per chunk), on
 the same threads.
 
 The floor is measured after the simulation; its time (JIT/cache load
@@ -31,8 +31,13 @@ from numba import prange  # noqa: E402
 from procstat import vm_hwm_bytes  # noqa: E402
 
 from nmmval import config as nconfig  # noqa: E402
-from nmmval import lif  # noqa: E402
-from nmmval.rng import ZIGGURAT, seed_states, standard_normal  # noqa: E402
+
+try:  # the revisions mode runs this file against earlier commits' packages
+    from nmmval.sim import lif
+    from nmmval.sim.rng import ZIGGURAT, seed_states, standard_normal
+except ImportError:  # before the modules were grouped (sim/, analysis/, ...)
+    from nmmval import lif
+    from nmmval.rng import ZIGGURAT, seed_states, standard_normal
 
 IMPORT_S = time.perf_counter() - T_PROCESS
 
@@ -45,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--N", type=int, default=10_000)
     ap.add_argument("--T-ms", type=float, default=1000.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="Numba threads; 0: nmmval's own default")
     ap.add_argument("--no-floor", action="store_true", help="skip the noise-floor measurement")
     args = ap.parse_args(argv)
 
@@ -57,18 +62,19 @@ def main(argv: list[str] | None = None) -> int:
     ]
     params = nconfig.load(args.config, overrides)
 
-    # JIT-cache load of the kernels (graph sampler and _run_block), separated from
+    # JIT-cache load of the kernels (graph sampler and nmmval.sim.kernel.run_block), separated from
     # build and loop by a tiny run of the same code with the same argument types.
     t0 = time.perf_counter()
     tiny = nconfig.load(
         args.config, ["network.N=300", "simulation.T_ms=5.0", "simulation.T0_ms=1.0"]
     )
-    lif.simulate(tiny, 0.1, args.lam, args.seed, threads=args.threads)
-    lif.simulate(tiny, 0.9, args.lam, args.seed, threads=args.threads)  # complement path
+    threads = args.threads or None
+    lif.simulate(tiny, 0.1, args.lam, args.seed, threads=threads)
+    lif.simulate(tiny, 0.9, args.lam, args.seed, threads=threads)  # complement path
     jit_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    rec = lif.simulate(params, args.p, args.lam, args.seed, threads=args.threads)
+    rec = lif.simulate(params, args.p, args.lam, args.seed, threads=threads)
     simulate_s = time.perf_counter() - t0
     rss = vm_hwm_bytes()
 
@@ -88,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         "T_s": T_s,
         "n_steps": n_steps,
         "threads": numba.get_num_threads(),
+        # steps run per thread count (commits before the thread governor: all on one count)
+        "steps_by_threads": getattr(rec, "steps_by_threads", {numba.get_num_threads(): n_steps}),
         "n_edges": int(rec.n_edges),
         "n_ext_edges": int(rec.n_ext_edges),
         "import_s": IMPORT_S,
@@ -116,7 +124,7 @@ def noise_floor(N: int, n_steps: int, seed: int, repeat: int = 3) -> float:
     """Seconds to draw N·n_steps standard normals as the kernel does (JIT excluded).
 
     Same chunk layout (``CHUNK_NEURONS`` neurons per xoshiro256** stream), same
-    ziggurat (:func:`nmmval.rng.standard_normal`), same Numba threads. The
+    ziggurat (:func:`nmmval.sim.rng.standard_normal`), same Numba threads. The
     shortest of ``repeat`` timed draws: other load only ever lengthens one, and
     a floor measured too high would flatter the loop's ratio to it.
     """

@@ -1,4 +1,4 @@
-"""The kernel's step barrier (nmmval.barrier): no part passes step s before
+"""The kernel's step barrier (nmmval.sim.barrier): no part passes step s before
 every part has finished it, and what a part wrote before the barrier is
 seen after it, also when the waiting parts have gone to sleep."""
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numba import prange
 
-from nmmval.barrier import SLOT, arrive_and_wait
+from nmmval.sim.barrier import SLOT, arrive_and_wait
 
 #: int64 slots between the parts' step records (128 bytes)
 STRIDE = 16

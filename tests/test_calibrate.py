@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nmmval.calibrate import Regime, population_count, score, spectral_peak
+from nmmval.calibration.calibrate import Regime, population_count, score, spectral_peak
 
 
 def test_population_measures_of_poisson_and_periodic_bursts():

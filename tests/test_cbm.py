@@ -7,8 +7,8 @@ import pytest
 from numba import njit
 
 from nmmval import config
-from nmmval.cbm import cbm, cbm_r, conductances, drive
-from nmmval.rng import ZIGGURAT, seed_states, standard_normal, uniform_open0
+from nmmval.models.cbm import cbm, cbm_r, conductances, drive
+from nmmval.sim.rng import ZIGGURAT, seed_states, standard_normal, uniform_open0
 
 V_REVERSALS_MV = (-80.0, -60.0, 0.0)  # ṽ_I, ṽ, ṽ_E = ṽ_ext of params()
 

@@ -9,8 +9,8 @@ import pytest
 import scipy.stats
 
 from nmmval import cube, datasets
-from nmmval.measures import Seeds
-from nmmval.spectra import chi2_pvalue_paper, chi2_pvalue_permutation, chi2_statistic
+from nmmval.analysis.measures import Seeds
+from nmmval.analysis.spectra import chi2_pvalue_paper, chi2_pvalue_permutation, chi2_statistic
 
 N_SEEDS, N_MODELS, N_FREQ, N_LAG = 3, 3, 6, 5
 

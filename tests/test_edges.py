@@ -5,8 +5,8 @@ point (:func:`nmmval.cli.main`, in process to save the interpreter start-up)
 on a small network, and checks every stored variable of the three files: all
 finite, except ``synchrony``, which is NaN exactly when no spike train has two
 spikes in [T0, T) (MODEL.md §6). The conventions for a constant series (a
-silent network relaxed to rest) are those of :mod:`nmmval.spectra` and
-:mod:`nmmval.xcorr`: median frequency 0 Hz, χ² 0 between two zero spectra and
+silent network relaxed to rest) are those of :mod:`nmmval.analysis.spectra` and
+:mod:`nmmval.analysis.xcorr`: median frequency 0 Hz, χ² 0 between two zero spectra and
 1 against a non-zero one, ρ = 0, τ_max = 0 ms, Fisher p = 0.5, n_eff = n.
 """
 
@@ -20,15 +20,15 @@ import scipy.stats
 import xarray as xr
 
 from nmmval import cli, config
-from nmmval.lif import simulate
-from nmmval.spectra import (
+from nmmval.analysis.spectra import (
     chi2_pvalue_paper,
     chi2_pvalue_permutation,
     chi2_statistic,
     median_frequency,
     power_spectrum,
 )
-from nmmval.xcorr import best_lag, effective_n, fisher_pvalue, lagged_correlation, stouffer
+from nmmval.analysis.xcorr import best_lag, effective_n, fisher_pvalue, lagged_correlation, stouffer
+from nmmval.sim.lif import simulate
 
 from conftest import ROOT
 

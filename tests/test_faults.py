@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from nmmval import cli, faults
-from nmmval.lif import BLOCK_STEPS
+from nmmval.sim.lif import BLOCK_STEPS
 
 from conftest import ROOT
 

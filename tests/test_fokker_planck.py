@@ -12,8 +12,8 @@ import pytest
 from scipy import integrate, special
 from test_cbm import independent_cells, modulated_arrivals, params, volleys
 
-from nmmval.cbm import conductances
-from nmmval.fokker_planck import BETA, absorbing_boundary_mV, pdm
+from nmmval.models.cbm import conductances
+from nmmval.models.fokker_planck import BETA, absorbing_boundary_mV, pdm
 
 # G_σ (nS, order E, I, ext) of the stationary cases: noise-driven at 0.9, 12
 # and 26 Hz, mean-driven at 119 Hz, suprathreshold at ten times g_L, 177 Hz

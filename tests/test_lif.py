@@ -10,9 +10,9 @@ import numba
 import numpy as np
 import pytest
 
-from nmmval import kernel, lif
-from nmmval.network import Graph, complement
-from nmmval.rng import ZIGGURAT, seed_states
+from nmmval.sim import kernel, lif
+from nmmval.sim.network import Graph, complement
+from nmmval.sim.rng import ZIGGURAT, seed_states
 
 from conftest import small_params
 
@@ -73,7 +73,7 @@ def test_one_arrival_raises_g_by_ghat_over_tau():
 
 def test_V_is_the_mean_of_v_at_the_start_of_each_step():
     """What the kernel records reaches the caller (Numba drops writes to a
-    bundle's arrays inside a parallel loop, see ``nmmval.kernel``)."""
+    bundle's arrays inside a parallel loop, see ``nmmval.sim.kernel``)."""
     params = small_params(**{"neuron.v_th_mV": 100})
     v0 = np.linspace(-70.0, -55.0, 300)
     v1, _, _, _, _ = run_kernel(params, v0, 1)
@@ -166,7 +166,7 @@ def test_more_threads_than_cores_give_the_same_bits(tmp_path):
     params = small_params(**{"network.N": 1000})
     script = (
         "import sys, numpy as np\n"
-        "from nmmval import lif\n"
+        "from nmmval.sim import lif\n"
         "from conftest import small_params\n"
         "r = lif.simulate(small_params(**{'network.N': 1000}), 0.3, 0.8, 7, threads=3)\n"
         "np.savez(sys.argv[1], V=r.V_mV, E=r.phi_E, I=r.phi_I, X=r.phi_ext,\n"
@@ -302,7 +302,7 @@ def test_vectorised_update_equals_the_scalar_rule_bit_for_bit(compl):
 def test_update_chunk_vectorises_both_loops():
     """LLVM vectorises `kernel.update_chunk`'s direct and complement loops
     (the result is the same without, the speed is not): a bundle's array
-    read inside a loop that branches would stop it (see `nmmval.kernel`)."""
+    read inside a loop that branches would stop it (see `nmmval.sim.kernel`)."""
     fresh = numba.njit(kernel.update_chunk.py_func)  # not from the cache: its IR can be read
     n = 300
     neurons = kernel.new_neurons(np.zeros(n))

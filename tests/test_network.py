@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nmmval import network
-from nmmval.lif import build_graphs
+from nmmval.sim import network
+from nmmval.sim.lif import build_graphs
 
 from conftest import small_params
 

@@ -28,7 +28,7 @@ AR(2) 150 Hz       1 (0.5 %)   0 (0.0 %)  26.9 %      200 (100 %)      200 (100 
 =================  ==========  =========  ==========  ===============  ============
 
 (paper: Fisher z with n_eff at the best lag per seed and Stouffer over the
-seeds, :mod:`nmmval.xcorr`; it ignores the lag search and so rejects most
+seeds, :mod:`nmmval.analysis.xcorr`; it ignores the lag search and so rejects most
 null pairs, which is why the verdicts do not use it.)
 """
 
@@ -42,8 +42,8 @@ import scipy.optimize
 import scipy.signal
 import scipy.stats
 
-from nmmval import protocol
-from nmmval.protocol import (
+from nmmval.analysis import protocol
+from nmmval.analysis.protocol import (
     ADEQUATE,
     INADEQUATE,
     UNDECIDED,
@@ -68,8 +68,8 @@ from nmmval.protocol import (
     validate,
     welch_spectra,
 )
-from nmmval.spectra import chi2_pvalue_paper, chi2_statistic
-from nmmval.xcorr import best_lag, effective_n, fisher_pvalue, lagged_correlation, stouffer
+from nmmval.analysis.spectra import chi2_pvalue_paper, chi2_statistic
+from nmmval.analysis.xcorr import best_lag, effective_n, fisher_pvalue, lagged_correlation, stouffer
 
 ALPHA = 0.01
 DT_MS = 2.0

@@ -29,7 +29,7 @@ import xarray as xr
 import yaml
 
 from nmmval import cli, config, store
-from nmmval.lif import simulate
+from nmmval.sim.lif import simulate
 
 from conftest import ROOT, kill_at
 

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import stats
 
-from nmmval.rng import next_u64, normals, seed_states
+from nmmval.sim.rng import next_u64, normals, seed_states
 
 
 def test_xoshiro256starstar_reference_values():

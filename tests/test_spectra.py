@@ -7,7 +7,7 @@ import pytest
 import scipy.signal
 import scipy.stats
 
-from nmmval.spectra import (
+from nmmval.analysis.spectra import (
     chi2_pvalue_paper,
     chi2_pvalue_permutation,
     chi2_statistic,

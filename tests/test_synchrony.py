@@ -8,7 +8,7 @@ import pytest
 import quantities as pq
 from elephant.spike_train_synchrony import spike_contrast as elephant_spike_contrast
 
-from nmmval.synchrony import spike_contrast
+from nmmval.analysis.synchrony import spike_contrast
 
 
 def _elephant(times_ms, ids, n_neurons, t_start_ms, t_stop_ms, min_bin_ms=10.0):

@@ -1,5 +1,5 @@
 """The kernel's thread count: what the process may use, and fewer while the
-cores are oversubscribed, with the same bits (nmmval.threads)."""
+cores are oversubscribed, with the same bits (nmmval.sim.threads)."""
 
 import io
 import math
@@ -8,8 +8,8 @@ import numba
 import numpy as np
 import pytest
 
-from nmmval import lif, threads
-from nmmval.threads import PROBE_STEPS, SLEEP_FRACTION, Governor, available_cpus
+from nmmval.sim import lif, threads
+from nmmval.sim.threads import PROBE_STEPS, SLEEP_FRACTION, Governor, available_cpus
 
 from conftest import small_params
 

@@ -7,7 +7,7 @@ import pytest
 import scipy.signal
 import scipy.stats
 
-from nmmval.xcorr import (
+from nmmval.analysis.xcorr import (
     best_lag,
     effective_n,
     fisher_pvalue,

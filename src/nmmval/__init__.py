@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 # OpenMP runtime; a value the user exported wins.
 os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 # The simulation kernel's threads wait for each other at every step
-# (nmmval.barrier), so each part needs a thread of its own, which OpenMP and
+# (nmmval.sim.barrier), so each part needs a thread of its own, which OpenMP and
 # workqueue give and TBB's tasks do not; Numba would try TBB first.
 os.environ.setdefault("NUMBA_THREADING_LAYER_PRIORITY", "omp workqueue tbb")
 

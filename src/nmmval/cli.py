@@ -23,7 +23,7 @@ from nmmval.store import InputError, OutputError
 def cmd_simulate(args) -> None:
     """Simulate one cell and write network.nc."""
     from nmmval import faults
-    from nmmval.lif import BLOCK_STEPS
+    from nmmval.sim.lif import BLOCK_STEPS
     from nmmval.simulation import simulate_dataset
 
     params = cfgmod.load(args.config, args.set)

@@ -2,7 +2,7 @@
 
 :func:`compare_cell` takes the network.nc and masses.nc Datasets of one cell
 <p, λ, seed>, cuts every potential to the analysis window, runs every
-registered measure (:data:`nmmval.measures.MEASURES`) on the network and every
+registered measure (:data:`nmmval.analysis.measures.MEASURES`) on the network and every
 registered mass model (:mod:`nmmval.models`) and returns a
 :class:`CellComparison`, whose :meth:`~CellComparison.to_dataset` is the
 compare.nc Dataset. A model whose trace holds NaN in the window (it diverged,
@@ -18,9 +18,9 @@ import numpy as np
 import xarray as xr
 
 from nmmval import datasets, models
+from nmmval.analysis.measures import MEASURES, Traces
 from nmmval.config import Params
 from nmmval.datasets import LIF, NETWORK_SCALARS
-from nmmval.measures import MEASURES, Traces
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
 - :func:`read_cell` reads the seeds' compare.nc files (the only step that
   touches files) and checks that each belongs to this run;
 - :func:`combine` combines the seeds, a pure function of their arrays: every
-  registered measure's combination (:data:`nmmval.measures.MEASURES`) and the
+  registered measure's combination (:data:`nmmval.analysis.measures.MEASURES`) and the
   per-seed values kept as they are;
 
 and then :func:`describe` turns the filled arrays into the cube.nc Dataset,
@@ -35,8 +35,8 @@ import numpy as np
 import xarray as xr
 
 from nmmval import datasets, models, store
+from nmmval.analysis.measures import MEASURES, Seeds
 from nmmval.datasets import CUBE, LIF, NETWORK_SCALARS
-from nmmval.measures import MEASURES, Seeds
 from nmmval.store import InputError
 
 #: config keys a compare.nc must share with the run's config to enter its cube
@@ -161,7 +161,7 @@ def combine(seeds: Seeds) -> dict[str, np.ndarray]:
     """One cell's cube values from its seeds: every measure's combination, per-seed values.
 
     A pure function of the arrays in ``seeds`` (MODEL.md §6.1; see
-    :data:`nmmval.measures.MEASURES`).
+    :data:`nmmval.analysis.measures.MEASURES`).
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """The simulate stage: one cell <p, λ, seed> of the LIF network as the network.nc Dataset.
 
-:func:`simulate_dataset` runs :func:`nmmval.lif.simulate` (MODEL.md §2-4),
+:func:`simulate_dataset` runs :func:`nmmval.sim.lif.simulate` (MODEL.md §2-4),
 scores the synchrony of its spikes (Spike-contrast, MODEL.md §6.1) and returns
 what network.nc holds (:data:`nmmval.datasets.NETWORK`), so that the Python
 API and the file agree; :func:`network_dataset` builds it from a recording.
@@ -14,9 +14,9 @@ import numpy as np
 import xarray as xr
 
 from nmmval import datasets
+from nmmval.analysis.synchrony import spike_contrast
 from nmmval.config import Params
-from nmmval.lif import Recording, simulate
-from nmmval.synchrony import spike_contrast
+from nmmval.sim.lif import Recording, simulate
 
 
 def synchrony(rec: Recording, params: Params) -> float:
@@ -53,8 +53,8 @@ def network_dataset(
 
     Parameters
     ----------
-    rec : nmmval.lif.Recording
-        What :func:`nmmval.lif.simulate` returned for the cell.
+    rec : nmmval.sim.lif.Recording
+        What :func:`nmmval.sim.lif.simulate` returned for the cell.
     params : nmmval.config.Params
         The config it ran with; spikes are kept if ``simulation.store_spikes``.
     p, lam : float
@@ -119,7 +119,7 @@ def simulate_dataset(params: Params, p: float, lam: float, seed: int, **options)
     seed : int
         Repetition index, >= 0.
     **options
-        Passed to :func:`nmmval.lif.simulate` (``threads``, ``progress``,
+        Passed to :func:`nmmval.sim.lif.simulate` (``threads``, ``progress``,
         ``on_block``, ...); they never change the result.
 
     Returns

@@ -1,4 +1,4 @@
-"""Run the calibration search of MODEL.md §7: ``python -m nmmval.calibration_run``.
+"""Run the calibration search of MODEL.md §7: ``python -m nmmval.calibration.run``.
 
 Stage 1 probes many candidates on the λ = 0.8 column and the fast corner
 (one seed, short window); stage 2 re-evaluates the best with more seeds and
@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from nmmval import config
-from nmmval.calibrate import FREE, overrides, regime_metrics, sample_candidates, score
+from nmmval.calibration.calibrate import FREE, overrides, regime_metrics, sample_candidates, score
 
 STAGE1_CELLS = [(p, 0.8) for p in (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)] + [
     (1.0, 0.9),
@@ -60,7 +60,7 @@ def regime_fields():
     """Column names of a probe row."""
     from dataclasses import fields
 
-    from nmmval.calibrate import Regime
+    from nmmval.calibration.calibrate import Regime
 
     return [f.name for f in fields(Regime)]
 
@@ -107,7 +107,7 @@ def plot_regime_map(tsv: Path, png: Path) -> None:
 
 def main(argv=None) -> int:
     """Command-line entry point."""
-    ap = argparse.ArgumentParser(prog="python -m nmmval.calibration_run", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m nmmval.calibration.run", description=__doc__)
     ap.add_argument("--base", default="config/paper.yaml", help="config the candidates modify")
     ap.add_argument("--search", default="config/calibration.yaml", help="search space and stages")
     ap.add_argument("--out", default="docs/calibration", help="folder of the records")

@@ -8,7 +8,7 @@ Per cell and model, with k seeds:
 
 - spectra: per-seed Welch spectra (:func:`welch_spectra`), normalised to sum
   1 (:func:`normalised_spectra`), compared by Eq. 25 seed by seed
-  (:func:`chi2_per_seed`, the semantics of :func:`nmmval.spectra.chi2_statistic`);
+  (:func:`chi2_per_seed`, the semantics of :func:`nmmval.analysis.spectra.chi2_statistic`);
 - seed null and margin: the network against itself, χ²_ij(LIF_i, LIF_j) for
   i < j (:func:`seed_null`), m = factor × their mean (:func:`equivalence_margin`);
 - difference test: paired sign-flip permutation (:func:`difference_test`);
@@ -22,8 +22,8 @@ Per cell and model, with k seeds:
   the integer codes :data:`VERDICT_FLAG_VALUES` / :data:`VERDICT_FLAG_MEANINGS`.
 
 The paper's own readings (§6.2) are elsewhere
-(:func:`nmmval.spectra.chi2_pvalue_paper`; :func:`nmmval.xcorr.fisher_pvalue`
-with :func:`nmmval.xcorr.stouffer`); :func:`paper_chi2_cut` documents the
+(:func:`nmmval.analysis.spectra.chi2_pvalue_paper`; :func:`nmmval.analysis.xcorr.fisher_pvalue`
+with :func:`nmmval.analysis.xcorr.stouffer`); :func:`paper_chi2_cut` documents the
 cut the paper's χ² test amounts to.
 
 Choices the text of §6.3 leaves open, as implemented here:
@@ -31,7 +31,7 @@ Choices the text of §6.3 leaves open, as implemented here:
 - Welch segments are Hamming-windowed with the symmetric window of §6.1,
   overlap 50 %, each segment's mean removed (``detrend="constant"``); a
   constant trace has the all-zero spectrum, exactly, as in
-  :func:`nmmval.spectra.power_spectrum`.
+  :func:`nmmval.analysis.spectra.power_spectrum`.
 - The difference test's statistic is Eq. 25 between the seed means of the
   *normalised* per-seed spectra: every seed weighs the same, and the test,
   like χ² itself, is about the spectral shape, not the power.
@@ -56,8 +56,8 @@ import scipy.fft
 import scipy.signal
 import scipy.stats
 
-from nmmval.spectra import _REL_TIE, _chi2_rows, _normalise
-from nmmval.xcorr import _RHO_EPS
+from nmmval.analysis.spectra import _REL_TIE, _chi2_rows, _normalise
+from nmmval.analysis.xcorr import _RHO_EPS
 
 #: Verdict codes as stored (CF ``flag_values`` / ``flag_meanings``).
 ADEQUATE, UNDECIDED, INADEQUATE = 1, 0, -1
@@ -124,7 +124,7 @@ def normalised_spectra(power: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray, shape (..., L)
         Each spectrum divided by its sum (dimensionless); a zero spectrum
-        stays zero, as in :func:`nmmval.spectra.chi2_statistic`.
+        stays zero, as in :func:`nmmval.analysis.spectra.chi2_statistic`.
     """
     return _normalise(np.asarray(power, dtype=np.float64))
 
@@ -314,7 +314,7 @@ def equivalence_bound(chi2_k: np.ndarray, confidence: float = 0.95) -> float:
 
 
 def _atanh(rho):
-    """atanh of correlations clipped to (−1, 1) by 1e-15 (as in :mod:`nmmval.xcorr`)."""
+    """atanh of correlations clipped to (−1, 1) by 1e-15 (as in :mod:`nmmval.analysis.xcorr`)."""
     return np.arctanh(np.clip(np.asarray(rho, dtype=np.float64), -1 + _RHO_EPS, 1 - _RHO_EPS))
 
 
@@ -370,8 +370,8 @@ def max_lagged_correlation(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lag-searched maximum of ρ(τ) between one trace and many, by batched FFTs (§6.1, §6.3).
 
-    Row by row the same quantity as :func:`nmmval.xcorr.lagged_correlation`
-    followed by :func:`nmmval.xcorr.best_lag`: ρ(τ) is the Pearson
+    Row by row the same quantity as :func:`nmmval.analysis.xcorr.lagged_correlation`
+    followed by :func:`nmmval.analysis.xcorr.best_lag`: ρ(τ) is the Pearson
     correlation of x(t) and y(t + τ) over their overlap, |τ| <= max_lag
     (at most n − 2 steps), 0 where an overlap is constant; τ_max = argmax
     ρ, ties to the smallest |τ| and then the negative τ. The rows of y go
@@ -521,9 +521,9 @@ def seed_rho_surrogates(
     -------
     rho_max : float
         ρ(τ_max) of the model, equal to the maximum of
-        :func:`nmmval.xcorr.lagged_correlation` (dimensionless).
+        :func:`nmmval.analysis.xcorr.lagged_correlation` (dimensionless).
     tau_max_ms : float
-        τ_max (ms), as :func:`nmmval.xcorr.best_lag`.
+        τ_max (ms), as :func:`nmmval.analysis.xcorr.best_lag`.
     rho_surrogates : numpy.ndarray, shape (S,)
         The same lag-searched maximum for each surrogate.
     """
@@ -882,7 +882,7 @@ def paper_chi2_cut(
 ) -> float:
     """The normalised χ² at which the paper's χ² test (§6.2) gives p = α.
 
-    :func:`nmmval.spectra.chi2_pvalue_paper` scales both spectra of an
+    :func:`nmmval.analysis.spectra.chi2_pvalue_paper` scales both spectra of an
     n-sample window to n counts, so its statistic is n × the normalised χ²
     of Eq. 25 and it rejects when ``χ² > chi2.isf(α, L − 1) / n`` with L
     the bins of the band (no empty bins). With L − 1 ≈ f_max·window and

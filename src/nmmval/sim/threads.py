@@ -1,6 +1,6 @@
 """How many threads the simulation kernel may use, and when to use fewer.
 
-The kernel's parts meet at a barrier after every step (:mod:`nmmval.barrier`),
+The kernel's parts meet at a barrier after every step (:mod:`nmmval.sim.barrier`),
 so a step lasts as long as its slowest part. When another process holds one
 of the cores, the part on that core runs only in its time slices and every
 step waits for one: two threads then run many times slower than one
@@ -12,7 +12,7 @@ step waits for one: two threads then run many times slower than one
 - :class:`Governor`: between blocks of steps, the kernel's measured barrier
   sleeps say whether the cores are oversubscribed; it then runs on fewer
   threads and probes more again later, with an exponential back-off.
-  Results are the same bits for any thread count (:mod:`nmmval.lif`), so
+  Results are the same bits for any thread count (:mod:`nmmval.sim.lif`), so
   this changes only the speed.
 """
 

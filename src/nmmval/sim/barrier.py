@@ -1,6 +1,6 @@
 """A step barrier for the threads of one Numba parallel region.
 
-:func:`nmmval.kernel.run_block` keeps one parallel region open for a whole
+:func:`nmmval.sim.kernel.run_block` keeps one parallel region open for a whole
 block of steps, one part of the network per thread, and meets at a barrier
 after every step instead of opening a region per step (1.5-2.5 µs of fork
 and join on a ~30 µs step). Numba has no atomics, so they are written here
@@ -165,7 +165,7 @@ def arrive_and_wait(counters, part, n_parts, step):
     """Part ``part`` has finished step ``step`` (≥ 1, increasing); return
     when all ``n_parts`` parts have, with the number of times this part
     slept in the kernel while it waited (0 when the others came within the
-    spin; :class:`nmmval.threads.Governor` reads oversubscription from it).
+    spin; :class:`nmmval.sim.threads.Governor` reads oversubscription from it).
 
     ``counters`` is an int32 array of ``n_parts * SLOT`` zeros at the start
     of the region (slot ``t * SLOT``: part t's counter; the next: how many

@@ -1,7 +1,7 @@
-"""The Numba kernel of :func:`nmmval.lif.simulate`: blocks of steps of the network.
+"""The Numba kernel of :func:`nmmval.sim.lif.simulate`: blocks of steps of the network.
 
 :func:`run_block` integrates the model of MODEL.md §2-4 (paper Eqs. 5-12),
-in the order within a step that :mod:`nmmval.lif` gives, for a block of
+in the order within a step that :mod:`nmmval.sim.lif` gives, for a block of
 steps. Units: v in mV, g in nS, time in steps of dt. Its arguments, besides
 the first step and the step count, are six named bundles
 (:class:`typing.NamedTuple`, which Numba compiles, and caches, as tuples):
@@ -39,9 +39,9 @@ import numba
 import numpy as np
 from numba import prange
 
-from nmmval.barrier import SLOT, arrive_and_wait
-from nmmval.network import Graph
-from nmmval.rng import standard_normal
+from nmmval.sim.barrier import SLOT, arrive_and_wait
+from nmmval.sim.network import Graph
+from nmmval.sim.rng import standard_normal
 
 #: neurons per work chunk: the chunk layout, not the thread count, fixes the
 #: order of every floating-point sum, so results do not depend on threads.
@@ -101,7 +101,7 @@ class Wiring(NamedTuple):
     n_E : int
         Neurons ``0 .. n_E - 1`` are excitatory, the others inhibitory.
     targets : ndarray, int32
-        The internal graph's target lists (:class:`nmmval.network.Graph`
+        The internal graph's target lists (:class:`nmmval.sim.network.Graph`
         ``indices``): its edges, or with ``complement`` its missing edges.
     split : ndarray, int64, (N, n_parts + 1)
         Source s's targets in part t are ``targets[split[s, t]:split[s, t + 1]]``
@@ -161,7 +161,7 @@ class Chunks(NamedTuple):
     n_spikes : ndarray, int64, (2, n_chunks, 2)
         How many of them, and how many excitatory (``n_spikes[parity, c]``).
     rng_state : ndarray, uint64, (n_chunks, 4)
-        Each chunk's xoshiro256** stream (:func:`nmmval.rng.seed_states`).
+        Each chunk's xoshiro256** stream (:func:`nmmval.sim.rng.seed_states`).
     """
 
     spikes: np.ndarray
@@ -182,7 +182,7 @@ class Drive(NamedTuple):
     ext_src : ndarray, int64
         The train of each external event.
     zig : ndarray, float64, (3, 128)
-        The normal sampler's ziggurat tables (:data:`nmmval.rng.ZIGGURAT`).
+        The normal sampler's ziggurat tables (:data:`nmmval.sim.rng.ZIGGURAT`).
     """
 
     ext_prev: np.ndarray
@@ -244,7 +244,7 @@ def part_splits(indptr, indices, bounds):
 
 def wire(graph: Graph, external: Graph, n_E: int, n_parts: int) -> Wiring:
     """The :class:`Wiring` of the internal ``graph`` (either side, see
-    :func:`nmmval.network.complement`) and the ``external`` one, cut into
+    :func:`nmmval.sim.network.complement`) and the ``external`` one, cut into
     ``n_parts`` parts."""
     bounds = part_bounds(graph.n_sources, n_parts)
     return Wiring(
@@ -275,7 +275,7 @@ def new_neurons(v_mV: np.ndarray) -> Neurons:
 
 def new_chunks(rng_state: np.ndarray) -> Chunks:
     """:class:`Chunks` before the first step: noise streams ``rng_state``
-    (one per chunk, :func:`nmmval.rng.seed_states`), no spikes."""
+    (one per chunk, :func:`nmmval.sim.rng.seed_states`), no spikes."""
     n_chunks = rng_state.shape[0]
     return Chunks(
         spikes=np.zeros((2, n_chunks, CHUNK_NEURONS), dtype=np.int32),
@@ -441,7 +441,7 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
     One parallel region for the block, one part of ``wiring.bounds`` per
     thread, each a fixed run of whole chunks of :data:`CHUNK_NEURONS`
     neurons; the parts meet at a barrier after every step
-    (:func:`nmmval.barrier.arrive_and_wait`). The caller makes the part
+    (:func:`nmmval.sim.barrier.arrive_and_wait`). The caller makes the part
     count ``numba.get_num_threads()``: with more parts than threads, a part
     would wait for one queued behind it on its own thread.
 

@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from nmmval.rng import seed_states, uniform_open0
+from nmmval.sim.rng import seed_states, uniform_open0
 
 #: source rows per random stream of the graph sampler
 ROW_CHUNK = 64
@@ -246,7 +246,7 @@ def cell_streams(base_seed: int, p: float, lam: float, seed: int) -> dict:
     the cell's canonical coordinates (p and λ in thousandths), spawned into the
     ``graph`` and ``external`` seed sequences (the samplers seed per-chunk
     streams from them), the ``drive`` generator and the ``noise`` seed sequence
-    (the kernel seeds its per-chunk streams from it, see :mod:`nmmval.rng`).
+    (the kernel seeds its per-chunk streams from it, see :mod:`nmmval.sim.rng`).
     """
     key = (int(round(p * 1000)), int(round(lam * 1000)), int(seed))
     ss = np.random.SeedSequence(entropy=int(base_seed), spawn_key=key)

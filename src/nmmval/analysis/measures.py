@@ -13,7 +13,7 @@ Their variables are declared in :mod:`nmmval.datasets` (``COMPARE`` and
 ``CUBE``); compare and cube iterate over :data:`MEASURES` and so over the
 registered mass models: a measure is computed for the network and every model
 (dimension ``model``) or for every model against the network (``mass``).
-The science lives in :mod:`nmmval.spectra` and :mod:`nmmval.xcorr`.
+The science lives in :mod:`nmmval.analysis.spectra` and :mod:`nmmval.analysis.xcorr`.
 """
 
 from __future__ import annotations
@@ -24,15 +24,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nmmval.config import Params
-from nmmval.spectra import (
+from nmmval.analysis.spectra import (
     chi2_pvalue_paper,
     chi2_pvalue_permutation,
     chi2_statistic,
     median_frequency,
     power_spectrum,
 )
-from nmmval.xcorr import (
+from nmmval.analysis.xcorr import (
     best_lag,
     effective_n,
     fisher_pvalue,
@@ -40,6 +39,7 @@ from nmmval.xcorr import (
     mean_rho,
     stouffer,
 )
+from nmmval.config import Params
 
 
 class Traces(NamedTuple):

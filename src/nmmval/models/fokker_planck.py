@@ -7,9 +7,9 @@ Per population P ∈ {E, I}, the density ρ_P(v, t) of the free
     a(v, t) = [-(v - ṽ) - Σ_σ (G_σ^P(t)/g_L)(v - ṽ_σ)]/τ_m = k(t)(V*(t) - v)/τ_m,
     D = Q/(2 τ_m²)   (mV²/ms),
 
-with the conductances G_σ^P of :func:`nmmval.cbm.conductances` (the
+with the conductances G_σ^P of :func:`nmmval.models.cbm.conductances` (the
 network's, arrivals of step n felt from step n + 1) and k, V* of
-:func:`nmmval.cbm.drive`. This is the Fokker–Planck equation of the
+:func:`nmmval.models.cbm.drive`. This is the Fokker–Planck equation of the
 network's membrane (Eq. 11a) with every cell of P seeing the mean
 conductance: it keeps threshold, reset, refractoriness, the voltage
 distribution and the multiplicative (shunting) drive, and drops the spread
@@ -74,8 +74,8 @@ import numpy as np
 from numba import njit
 from scipy.special import zeta
 
-from nmmval.cbm import CBMResult, check_inputs, combine, drive
 from nmmval.config import Params
+from nmmval.models.cbm import CBMResult, check_inputs, combine, drive
 
 __all__ = ["BETA", "PDMResult", "absorbing_boundary_mV", "pdm"]
 
@@ -86,7 +86,7 @@ BETA = float(-zeta(0.5) / math.sqrt(2.0 * math.pi))
 
 @dataclass(frozen=True)
 class PDMResult(CBMResult):
-    """PDM potentials (see :class:`nmmval.cbm.CBMResult`), rates and masses.
+    """PDM potentials (see :class:`nmmval.models.cbm.CBMResult`), rates and masses.
 
     Attributes
     ----------

@@ -20,8 +20,8 @@ as ``count · ĝ/τ``: delivery by the graph or by its complement, and any
 thread count, give the same bits.
 
 This module builds a cell's graphs and runs the Numba kernel
-(:mod:`nmmval.kernel`) on them, :data:`BLOCK_STEPS` steps a call, on as many
-threads as :class:`nmmval.threads.Governor` allows.
+(:mod:`nmmval.sim.kernel`) on them, :data:`BLOCK_STEPS` steps a call, on as many
+threads as :class:`nmmval.sim.threads.Governor` allows.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import numba
 import numpy as np
 
 from nmmval.config import Params
-from nmmval.kernel import (
+from nmmval.sim.kernel import (
     CHUNK_NEURONS,
     Consts,
     Drive,
@@ -45,9 +45,9 @@ from nmmval.kernel import (
     run_block,
     wire,
 )
-from nmmval.network import Graph, bipartite, cell_streams, complement, erdos_renyi
-from nmmval.rng import ZIGGURAT, seed_states
-from nmmval.threads import Governor, available_cpus
+from nmmval.sim.network import Graph, bipartite, cell_streams, complement, erdos_renyi
+from nmmval.sim.rng import ZIGGURAT, seed_states
+from nmmval.sim.threads import Governor, available_cpus
 
 __all__ = [
     "BLOCK_STEPS",
@@ -81,7 +81,7 @@ class Recording:
     Vbar_mV : float
         Mean of V over [T0, T).
     steps_by_threads : dict
-        Thread count -> steps run on it (:class:`nmmval.threads.Governor`).
+        Thread count -> steps run on it (:class:`nmmval.sim.threads.Governor`).
     """
 
     V_mV: np.ndarray
@@ -113,7 +113,7 @@ def build_graphs(params: Params, p: float, lam: float, seed: int):
 
 
 def _consts(params: Params) -> Consts:
-    """The kernel's :class:`nmmval.kernel.Consts` of ``params`` (MODEL.md §2)."""
+    """The kernel's :class:`nmmval.sim.kernel.Consts` of ``params`` (MODEL.md §2)."""
     net, neu, sim = params.network, params.neuron, params.simulation
     dt = sim.dt_ms
     tau_m = neu.tau_m_ms
@@ -160,10 +160,10 @@ def simulate(
     seed : int
         Repetition index; with ``params.seed``, p and λ it fixes every stream.
     threads : int, optional
-        Most Numba threads to use (default: :func:`nmmval.threads.available_cpus`,
+        Most Numba threads to use (default: :func:`nmmval.sim.threads.available_cpus`,
         capped by Numba's ``NUMBA_NUM_THREADS``). Between blocks of steps the
         kernel runs on fewer while the cores are oversubscribed
-        (:class:`nmmval.threads.Governor`); results are bitwise independent
+        (:class:`nmmval.sim.threads.Governor`); results are bitwise independent
         of the thread count. The caller's Numba thread count is restored.
     delivery : {"auto", "direct", "complement"}
         Deliver spikes through the present edges or through the missing ones
@@ -172,7 +172,7 @@ def simulate(
         model, and the result, are the same.
     progress : bool
         Print a progress line to stderr about every 5 %, and the thread
-        governor's changes (:class:`nmmval.threads.Governor`).
+        governor's changes (:class:`nmmval.sim.threads.Governor`).
     on_block : callable, optional
         Called as ``on_block(step, v_mV, refractory_steps)`` after every block
         of steps with the state at the start of ``step`` (for monitoring and
@@ -203,7 +203,7 @@ def simulate(
     layout(n_max)
     if numba.threading_layer() == "tbb":  # a TBB task may run two parts on one thread
         raise RuntimeError(
-            "nmmval.lif: the Numba threading layer is tbb; set NUMBA_THREADING_LAYER=omp "
+            "nmmval.sim.lif: the Numba threading layer is tbb; set NUMBA_THREADING_LAYER=omp "
             "(or workqueue): the kernel's parts wait for each other, one per thread"
         )
 

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from nmmval.analysis.synchrony import spike_contrast
 from nmmval.config import Params
-from nmmval.lif import simulate
-from nmmval.synchrony import spike_contrast
+from nmmval.sim.lif import simulate
 
 #: width of the population-count bins for the Fano factor and the spectrum (ms)
 POP_BIN_MS = 1.0
