@@ -4,7 +4,9 @@ As root on Debian, ``tests/cluster/slurm-single-node.sh start`` brings up (and,
 the first time, installs) a single-node Slurm 22.05 with accounting on this
 machine; anywhere else these tests are skipped with the reason. The workflow
 then runs with ``--profile profiles/slurm`` plus a test override (partition
-``debug``, small requests, short status-check delay) and must:
+``debug``, small requests, short status-check delay).
+
+A clean sweep must:
 
 - run every heavy job (rules simulate, masses, compare) inside a Slurm job:
   each ``sbatch`` of the run is in ``sacct``, COMPLETED, under the run's job
@@ -12,7 +14,15 @@ then runs with ``--profile profiles/slurm`` plus a test override (partition
   groups a cell's three rules into one job);
 - produce the same cube as the same config run locally (``profiles/local``).
 
-A few minutes on 2 cores (see tests/cluster/README.md).
+A second sweep, with the profile's ``retries``, meets three faults, each on
+cells of its own: ``slurmd`` restarted while jobs run (they carry on), a job
+that hangs past its time limit (Slurm ends it, TIMEOUT, and Snakemake
+resubmits it) and a job cancelled with ``scancel`` while it runs (the plugin
+never notices: once the run waits for nothing else it is interrupted, and the
+same command run again redoes just that cell). No cell runs twice but by its
+fault, and the cube is the local one.
+
+4–5 min on 2 idle cores, up to 9 min under load (see tests/cluster/README.md).
 """
 
 from __future__ import annotations
@@ -26,11 +36,15 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import xarray as xr
 import yaml
+
+from nmmval.store import CELL_PATTERN
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
@@ -40,8 +54,15 @@ HEAVY_RULES = ("simulate", "masses", "compare")
 N_CELLS = 8  # tiny.yaml: 2 p x 2 lambda x 2 seeds
 PARTITION = "debug"
 PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "config.v8+.yaml").read_text())
+# Slurm jobs a cell needs: one (the profile's groups) or one a rule (without them).
+JOBS_PER_CELL = 1 if PROFILE.get("groups") else len(HEAVY_RULES)
 # In a Slurm job's log the jobstep announces each rule it runs, then its wildcards.
 JOBSTEP_RULE = re.compile(r"^\s*localrule (\w+):\n(?:.*\n)*?\s*wildcards: (.+)$", re.MULTILINE)
+SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: (.+?)\)")
+# Slurm job states in which a job may still change (any other state is final).
+ACTIVE_STATES = {"PENDING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED", "CONFIGURING"}
+# Upper bound of each wait of the fault sweep: generous, for a loaded 2-core machine.
+FAULT_WAIT = 300.0
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -50,7 +71,6 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 TEST_OVERRIDE = {
     "jobs": 4,
     "latency-wait": 5,
-    "retries": 0,
     "keep-going": False,
     "slurm-init-seconds-before-status-checks": 5,
     "slurm-keep-successful-logs": True,
@@ -69,28 +89,83 @@ TEST_OVERRIDE = {
 # Cube attributes that may differ between two runs of the same config.
 VOLATILE_ATTRS = re.compile(r"(date|time|created|history|wall|host|elapsed)", re.IGNORECASE)
 
+T = TypeVar("T")
 
-def _run(cmd, cwd, log_path: Path, timeout: float) -> int:
-    """Run cmd with output to log_path; on timeout SIGINT it (Snakemake then cancels
-    its Slurm jobs), then SIGKILL. Returns the exit code."""
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+
+class _Background:
+    """A command running in the background, its output going to a log file.
+
+    Leaving the ``with`` block while it still runs (a failed assertion, a
+    timeout) interrupts it with SIGINT, on which Snakemake cancels its Slurm
+    jobs, and kills it 60 s later if it has not ended.
+    """
+
+    def __init__(self, cmd: list[str], cwd: Path, log_path: Path):
+        self.cmd = cmd
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+    def __enter__(self) -> _Background:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.proc.poll() is None:
+            self.interrupt()
+        self._log.close()
+
+    def interrupt(self) -> int:
+        """SIGINT (Ctrl-C), SIGKILL 60 s later if still running; returns the exit code."""
+        os.killpg(self.proc.pid, signal.SIGINT)
         try:
-            return proc.wait(timeout=timeout)
+            return self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            pytest.fail(f"{cmd[0]} timed out after {timeout:.0f} s; log: {log_path}")
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait()
+
+    def text(self) -> str:
+        """Everything the command has written so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        """The exit code; fails the test if the command runs longer than timeout s."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.interrupt()
+            pytest.fail(f"{self.cmd[0]} timed out after {timeout:.0f} s; log: {self.log_path}")
+
+
+def _run(cmd: list[str], cwd: Path, log_path: Path, timeout: float) -> int:
+    """Run cmd with output to log_path; returns the exit code (see ``_Background``)."""
+    with _Background(cmd, cwd, log_path) as run:
+        return run.wait(timeout)
 
 
 def _tail(path: Path, n: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+
+
+def _poll(
+    what: str, probe: Callable[[], T | None], timeout: float, run: _Background | None = None
+) -> T:
+    """Call probe every second until it returns something other than None.
+
+    Fails the test after timeout s, or as soon as ``run`` (a ``_Background``)
+    has ended without probe finding what it waits for.
+    """
+    deadline = time.monotonic() + timeout
+    while (found := probe()) is None:
+        if run is not None and run.proc.poll() is not None:
+            pytest.fail(
+                f"run ended (exit {run.proc.returncode}) before {what}:\n{_tail(run.log_path)}"
+            )
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} after {timeout:.0f} s")
+        time.sleep(1)
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -136,14 +211,155 @@ def local_cube(tmp_path_factory):
     return workdir / "results" / "tiny" / "cube.nc"
 
 
+def _slurm_sweep(tmp_path: Path, **override) -> tuple[list[str], Path]:
+    """The command of the tiny sweep through Slurm, and its working directory.
+
+    The profile is profiles/slurm with TEST_OVERRIDE, updated by ``override``.
+    """
+    profile = tmp_path / "test-profile"
+    profile.mkdir()
+    settings = TEST_OVERRIDE | override
+    (profile / "config.v8+.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    cmd = [
+        "snakemake", "--profile", str(REPO / "profiles" / "slurm"),
+        "--workflow-profile", str(profile),
+        "-s", str(SNAKEFILE), "--directory", str(workdir), "--configfile", str(TINY),
+    ]  # fmt: skip
+    return cmd, workdir
+
+
+def _run_id(text: str) -> str | None:
+    """The plugin's run id, which is the Slurm job name of all the run's jobs."""
+    match = re.search(r"SLURM run ID: (\S+)", text)
+    return match.group(1) if match else None
+
+
 def _sacct(run_id: str, since: float) -> list[dict[str, str]]:
+    """The run's Slurm jobs: id, name, comment and state (``CANCELLED by 0``: CANCELLED)."""
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 120))
     cmd = ["sacct", "-a", "-X", "-n", "-P", "-S", start, "--name", run_id]
     cmd.append("--format=JobID,JobName,Comment,State")
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     keys = ("jobid", "name", "comment", "state")
-    return [dict(zip(keys, line.split("|"), strict=True)) for line in res.stdout.splitlines()]
+    rows = [dict(zip(keys, line.split("|"), strict=True)) for line in res.stdout.splitlines()]
+    for row in rows:
+        row["state"] = row["state"].split()[0]
+    return rows
+
+
+def _final_sacct(run_id: str, since: float) -> list[dict[str, str]]:
+    """_sacct once no job of the run is active (accounting may lag a job's end)."""
+
+    def final():
+        rows = _sacct(run_id, since)
+        return rows if not any(r["state"] in ACTIVE_STATES for r in rows) else None
+
+    return _poll(f"final accounting of run {run_id}", final, timeout=60)
+
+
+def _cells_started(job_log: Path) -> set[str]:
+    """The cells (their wildcards) of the rules a Slurm job's log shows started."""
+    if not job_log.exists():
+        return set()
+    return {cell for _, cell in JOBSTEP_RULE.findall(job_log.read_text(errors="replace"))}
+
+
+def _states_by_cell(text: str, since: float) -> dict[str, list[str]]:
+    """Cell -> the final states of the Slurm jobs a run (its log: text) ran for it.
+
+    In submission order; a job's cell is the one its log shows it started.
+    """
+    submitted = dict(SUBMITTED.findall(text))
+    rows = _final_sacct(_run_id(text), since)
+    assert {r["jobid"] for r in rows} == set(submitted), (rows, submitted)
+    states = defaultdict(list)
+    for row in sorted(rows, key=lambda r: int(r["jobid"])):
+        cells = _cells_started(Path(submitted[row["jobid"]]))
+        assert len(cells) == 1, (row, submitted[row["jobid"]], cells)
+        states[cells.pop()].append(row["state"])
+    return dict(states)
+
+
+def _cell_dir(cell: str) -> Path:
+    """A cell's directory below results/<run>/cells from its wildcards ``p=…, lam=…, seed=…``."""
+    return Path(CELL_PATTERN.format(**dict(kv.split("=") for kv in cell.split(", "))))
+
+
+def _reported_failed(text: str, jobid: str) -> bool:
+    """Whether Snakemake's log reports the Slurm job failed (names its log in an error)."""
+    job_log = dict(SUBMITTED.findall(text))[jobid]
+    return f"log: {job_log} (check log file(s) for error details)" in text
+
+
+def _steps_done(text: str) -> int:
+    """How many steps (rule runs) Snakemake's log reports done so far."""
+    done = re.findall(r"^(\d+) of \d+ steps", text, re.MULTILINE)
+    return int(done[-1]) if done else 0
+
+
+def _squeue(run_id: str, *options: str) -> list[tuple[str, str]]:
+    """(job id, comment) of the run's jobs that ``squeue`` lists with the options."""
+    cmd = ["squeue", "-h", "-n", run_id, "-o", "%i|%k", *options]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return [tuple(line.split("|", 1)) for line in res.stdout.splitlines()]
+
+
+def _running(run: _Background, skip: set[str]) -> dict[str, str]:
+    """RUNNING Slurm jobs of the run that started a rule of a cell not in skip.
+
+    A job is found by its name (the run id), its comment (``rule_<rule or
+    group>…``, naming simulate) and its state; its cell is in its log.
+    Returns job id -> cell.
+    """
+    text = run.text()
+    run_id = _run_id(text)
+    if run_id is None:
+        return {}
+    logs = dict(SUBMITTED.findall(text))
+    found = {}
+    for jobid, comment in _squeue(run_id, "-t", "RUNNING"):
+        if comment.startswith("rule_") and "simulate" in comment and jobid in logs:
+            cells = _cells_started(Path(logs[jobid])) - skip
+            if cells:
+                found[jobid] = cells.pop()
+    return found
+
+
+def _one_running(run: _Background, skip: set[str]) -> tuple[str, str]:
+    """The first RUNNING job (id, cell) of the run on a cell not in skip; waits for one."""
+    return _poll(
+        f"running job of a cell other than {sorted(skip)}",
+        lambda: next(iter(_running(run, skip).items()), None),
+        FAULT_WAIT,
+        run,
+    )
+
+
+def _check(*cmd: str) -> None:
+    """Run a Slurm or cluster-script command; fail the test if it fails."""
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, (cmd, res.stdout, res.stderr)
+
+
+def _job_processes(jobids: set[str]) -> list[int]:
+    """PIDs of the processes on this machine that belong to one of the Slurm jobs."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            variables = environ.read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        if any(f"SLURM_JOB_ID={jobid}".encode() in variables for jobid in jobids):
+            pids.append(int(environ.parent.name))
+    return pids
+
+
+def _mtimes(root: Path) -> dict[Path, int]:
+    return {path: path.stat().st_mtime_ns for path in root.rglob("*") if path.is_file()}
 
 
 def _same_attrs(a: dict, b: dict) -> None:
@@ -154,18 +370,19 @@ def _same_attrs(a: dict, b: dict) -> None:
         assert str(keep_a[key]) == str(keep_b[key]), key
 
 
+def _assert_same_cube(cube: Path, local_cube: Path) -> None:
+    """The two cubes agree bit for bit, attributes included (but run times, hosts)."""
+    with xr.open_dataset(cube) as slurm, xr.open_dataset(local_cube) as local:
+        xr.testing.assert_equal(slurm, local)
+        for name in slurm.variables:
+            xr.testing.assert_allclose(slurm[name], local[name], rtol=0, atol=0)
+            _same_attrs(slurm[name].attrs, local[name].attrs)
+        _same_attrs(slurm.attrs, local.attrs)
+
+
 def test_tiny_sweep_through_slurm_matches_local(slurm_cluster, local_cube, tmp_path):
-    override = tmp_path / "test-profile"
-    override.mkdir()
-    (override / "config.v8+.yaml").write_text(yaml.safe_dump(TEST_OVERRIDE, sort_keys=False))
-    workdir = tmp_path / "work"
-    workdir.mkdir()
+    cmd, workdir = _slurm_sweep(tmp_path, retries=0)  # a clean run needs no retry
     log = tmp_path / "snakemake-slurm.log"
-    cmd = [
-        "snakemake", "--profile", str(REPO / "profiles" / "slurm"),
-        "--workflow-profile", str(override),
-        "-s", str(SNAKEFILE), "--directory", str(workdir), "--configfile", str(TINY),
-    ]  # fmt: skip
     t0 = time.time()
     rc = _run(cmd, cwd=workdir, log_path=log, timeout=1200)
     wall = time.time() - t0
@@ -176,16 +393,10 @@ def test_tiny_sweep_through_slurm_matches_local(slurm_cluster, local_cube, tmp_p
     # 1. every heavy job ran inside a Slurm job: each sbatch of this run (job name =
     #    the run's id) is COMPLETED in the accounting, and the job logs (kept in the
     #    profile's slurm-logdir) show which rule and cell each one ran
-    match = re.search(r"SLURM run ID: (\S+)", text)
-    assert match, "no 'SLURM run ID' in the log: did the slurm executor run?"
-    run_id = match.group(1)
-    submitted = dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: (.+?)\)", text))
-    deadline = time.monotonic() + 60
-    while True:  # accounting records may lag the job's end by a moment
-        rows = _sacct(run_id, since=t0)
-        if all(r["state"] == "COMPLETED" for r in rows) or time.monotonic() > deadline:
-            break
-        time.sleep(2)
+    run_id = _run_id(text)
+    assert run_id, "no 'SLURM run ID' in the log: did the slurm executor run?"
+    submitted = dict(SUBMITTED.findall(text))
+    rows = _final_sacct(run_id, since=t0)
     assert {r["jobid"] for r in rows} == set(submitted), (rows, submitted)
     for row in rows:
         assert row["state"] == "COMPLETED", row
@@ -198,17 +409,102 @@ def test_tiny_sweep_through_slurm_matches_local(slurm_cluster, local_cube, tmp_p
     assert set(ran) == set(HEAVY_RULES), dict(ran)  # gather, figures: local rules
     for rule in HEAVY_RULES:
         assert len(ran[rule]) == len(set(ran[rule])) == N_CELLS, (rule, ran[rule])
-    # one sbatch a cell (the profile's groups) or a rule and cell (without them)
-    n_jobs = N_CELLS if PROFILE.get("groups") else len(HEAVY_RULES) * N_CELLS
-    assert len(rows) == n_jobs, rows  # and no retries
+    assert len(rows) == JOBS_PER_CELL * N_CELLS, rows  # and no retries
 
     # 2. the same cube as the local run, bit for bit
-    with (
-        xr.open_dataset(workdir / "results" / "tiny" / "cube.nc") as slurm,
-        xr.open_dataset(local_cube) as local,
-    ):
-        xr.testing.assert_equal(slurm, local)
-        for name in slurm.variables:
-            xr.testing.assert_allclose(slurm[name], local[name], rtol=0, atol=0)
-            _same_attrs(slurm[name].attrs, local[name].attrs)
-        _same_attrs(slurm.attrs, local.attrs)
+    _assert_same_cube(workdir / "results" / "tiny" / "cube.nc", local_cube)
+
+
+def test_slurm_faults_recover(slurm_cluster, local_cube, tmp_path):
+    """slurmd restart, time limit, scancel: one sweep, each fault on cells of its own.
+
+    In order, while the sweep runs with the profile's ``retries``:
+
+    1. slurmd restart: once two jobs run (a rule of their cell started), the
+       cluster script restarts ``slurmd``. These jobs carry on: each of their
+       cells completes in its first job;
+    2. time limit: the next job to run a new cell hangs (``scancel
+       --signal=STOP`` stops its running rule) and its limit is cut to 1 min,
+       Slurm's smallest. Slurm ends it at the limit (TIMEOUT) and leaves no
+       process of it, the plugin reports the failure and Snakemake resubmits
+       the cell once, which completes;
+    3. scancel: the next job to run a new cell is cancelled while it runs.
+       The plugin never reports it (it reads sacct's ``CANCELLED by <uid>``
+       as still running), so the run waits for it after everything else is
+       done. Then it is interrupted (Ctrl-C) and the same command run again:
+       that rerun submits just the cancelled cell and rewrites no output of a
+       finished cell.
+
+    No cell without a fault runs twice, and the final cube is the local one.
+    """
+    assert PROFILE.get("retries", 0) >= 1, "profiles/slurm must resubmit a failed job"
+    cmd, workdir = _slurm_sweep(tmp_path)
+    log = tmp_path / "snakemake-slurm-faults.log"
+    t0 = time.time()
+    with _Background(cmd, cwd=workdir, log_path=log) as run:
+
+        def two_running() -> dict[str, str] | None:
+            jobs = _running(run, skip=set())
+            return jobs if len(jobs) >= 2 else None
+
+        survivors = set(_poll("two running jobs", two_running, FAULT_WAIT, run).values())
+        _check("bash", str(CLUSTER_SCRIPT), "restart-slurmd")
+        hung_job, hung_cell = _one_running(run, skip=survivors)
+        _check("scancel", "--signal=STOP", hung_job)
+        _check("scontrol", "update", f"JobId={hung_job}", "TimeLimit=1")
+        cancelled_job, cancelled_cell = _one_running(run, skip=survivors | {hung_cell})
+        _check("scancel", cancelled_job)
+
+        def waiting_for_cancelled() -> bool | None:
+            """True once all but the cancelled cell is done and no job is left in Slurm."""
+            text = run.text()
+            if _reported_failed(text, cancelled_job):
+                pytest.fail(
+                    "the plugin now reports a scancelled job as failed: test the retry "
+                    "instead, and update tests/cluster/README.md"
+                )
+            all_but_one = _steps_done(text) == len(HEAVY_RULES) * (N_CELLS - 1)
+            return (all_but_one and not _squeue(_run_id(text))) or None
+
+        _poll("run waiting for the cancelled job only", waiting_for_cancelled, 900, run)
+        run.interrupt()
+    print(f"tiny sweep through Slurm with faults: {time.time() - t0:.1f} s", file=sys.stderr)
+    text = log.read_text(errors="replace")
+
+    states = _states_by_cell(text, since=t0)
+    assert len(states) == N_CELLS, states
+    done = ["COMPLETED"] * JOBS_PER_CELL
+    for cell in survivors:
+        assert states[cell] == done, f"slurmd restart: {cell} not done in its first job"
+    assert states[hung_cell] == ["TIMEOUT", *done], f"time limit: {hung_cell} not retried once"
+    assert _reported_failed(text, hung_job), "time limit: the TIMEOUT not reported as an error"
+    jobids = set(dict(SUBMITTED.findall(text)))
+    _poll(
+        "time limit: end of every process of the run's jobs",
+        lambda: not _job_processes(jobids) or None,
+        60,
+    )
+    assert states[cancelled_cell] == ["CANCELLED"], f"scancel: {cancelled_cell} resubmitted"
+    untouched = set(states) - survivors - {hung_cell, cancelled_cell}
+    assert {c: states[c] for c in untouched} == dict.fromkeys(untouched, done), (
+        "a cell without a fault ran more than once"
+    )
+
+    # scancel, recovered: the same command again redoes the cancelled cell, nothing else
+    cells = workdir / "results" / "tiny" / "cells"
+    cancelled_dir = cells / _cell_dir(cancelled_cell)
+
+    def finished_outputs() -> dict[Path, int]:
+        return {p: t for p, t in _mtimes(cells).items() if not p.is_relative_to(cancelled_dir)}
+
+    before = finished_outputs()
+    rerun_log = tmp_path / "snakemake-slurm-rerun.log"
+    t1 = time.time()
+    assert _run(cmd, cwd=workdir, log_path=rerun_log, timeout=600) == 0, _tail(rerun_log, 60)
+    print(f"rerun after the scancel: {time.time() - t1:.1f} s", file=sys.stderr)
+    rerun = _states_by_cell(rerun_log.read_text(errors="replace"), since=t1)
+    assert rerun == {cancelled_cell: done}, (
+        "scancel: the rerun did not redo just the cancelled cell"
+    )
+    assert finished_outputs() == before, "scancel: the rerun rewrote outputs of finished cells"
+    _assert_same_cube(workdir / "results" / "tiny" / "cube.nc", local_cube)

@@ -11,6 +11,8 @@
 #   slurm-single-node.sh [start] [--no-accounting]   # default action: start
 #   slurm-single-node.sh stop                        # stop every daemon by its PID file
 #   slurm-single-node.sh status
+#   slurm-single-node.sh restart-slurmd              # stop and start slurmd only: running
+#                                                    # jobs carry on (tests/test_slurm.py)
 #
 # Options / environment:
 #   --no-accounting          no slurmdbd/MariaDB; AccountingStorageType=none.
@@ -27,7 +29,7 @@
 # when everything is already up this takes about a second.
 #
 # Exit codes (the pytest suite maps 3 and 4 to a skip with the reason):
-#   0  cluster up (start) / done (stop, status)
+#   0  cluster up (start) / done (stop, status, restart-slurmd)
 #   1  a daemon failed to start or the node did not turn idle (logs printed)
 #   2  usage error
 #   3  apt-get could not install the packages (log: /tmp/slurm-single-node-apt.log)
@@ -42,10 +44,10 @@ ACTION=start
 ACCOUNTING=1
 for arg in "$@"; do
     case "$arg" in
-        start|stop|status) ACTION=$arg ;;
+        start|stop|status|restart-slurmd) ACTION=$arg ;;
         --no-accounting) ACCOUNTING=0 ;;
         --accounting) ACCOUNTING=1 ;;
-        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -154,9 +156,37 @@ do_status() {
     fi
 }
 
+# start_slurmd: start slurmd unless it runs, and wait for its PID file.
+start_slurmd() {
+    if is_running "$SLURMD_PID" slurmd; then
+        log "slurmd already running (PID $(<"$SLURMD_PID"))"
+        return 0
+    fi
+    rm -f "$SLURMD_PID"
+    /usr/sbin/slurmd
+    wait_for "slurmd pid file" 30 test -s "$SLURMD_PID"
+    log "slurmd started (PID $(<"$SLURMD_PID"))"
+}
+
+# do_restart_slurmd: stop slurmd (the slurmstepd of running jobs carry on without
+# it), start it again and wait until slurmctld has its registration.
+do_restart_slurmd() {
+    local started
+    is_running "$CTLD_PID" slurmctld || die "slurmctld is not running: start the cluster first"
+    stop_pidfile "$SLURMD_PID" slurmd
+    started=$(date +%FT%T)
+    start_slurmd
+    # SlurmdStartTime=<ISO time> in `scontrol show node`: not older than this start
+    wait_for "slurmd registered with slurmctld" 60 bash -c \
+        '[[ $(scontrol show node "$1") =~ SlurmdStartTime=([^ ]+) ]] && ! [[ ${BASH_REMATCH[1]} < $2 ]]' \
+        _ "$(hostname -s)" "$started"
+    log "slurmd restarted in $(since "$T_START")s"
+}
+
 case $ACTION in
     stop) do_stop; exit 0 ;;
     status) do_status; exit 0 ;;
+    restart-slurmd) do_restart_slurmd; exit 0 ;;
 esac
 
 # ---------------------------------------------------------------- packages
@@ -369,14 +399,7 @@ else
     wait_for "slurmctld (scontrol ping)" 60 bash -c 'scontrol ping | grep -q UP'
     log "slurmctld started (PID $(<"$CTLD_PID"))"
 fi
-if is_running "$SLURMD_PID" slurmd; then
-    log "slurmd already running (PID $(<"$SLURMD_PID"))"
-else
-    rm -f "$SLURMD_PID"
-    /usr/sbin/slurmd
-    wait_for "slurmd pid file" 30 test -s "$SLURMD_PID"
-    log "slurmd started (PID $(<"$SLURMD_PID"))"
-fi
+start_slurmd
 
 # ---------------------------------------------------------------- wait for idle
 state=""
