@@ -86,6 +86,7 @@ def test_reads_are_checked_against_the_layout(tmp_path):
 def test_labels_come_from_the_table():
     assert datasets.label("cube", "tau_max_ms") == f"{datasets.CUBE['tau_max_ms'].long_name} (ms)"
     assert datasets.label("cube", "freq_Hz") == "frequency (Hz)"
+    assert datasets.label("cube", "chi2") == datasets.CUBE["chi2"].long_name  # units 1: none
 
 
 def test_the_python_api_returns_what_the_files_hold(tmp_path):

@@ -344,9 +344,10 @@ def layout(kind: str, models: Iterable = ()) -> dict[str, Var]:
 
 
 def label(kind: str, name: str) -> str:
-    """Axis or colour-bar label of a variable: ``long_name (units)``."""
+    """Axis or colour-bar label of a variable: ``long_name (units)``, or the
+    long_name alone for a dimensionless one (units ``1``)."""
     var = COORDS[name] if name in COORDS else layout(kind)[name]
-    return f"{var.long_name} ({var.units})"
+    return var.long_name if var.units == "1" else f"{var.long_name} ({var.units})"
 
 
 def global_attrs(params, **extra) -> dict:
