@@ -225,11 +225,8 @@ def simulate(
     # writes in place
     buf = new_output(BLOCK_STEPS, N, n_max)
     spikes_n, spikes_s = [], []
-    governor = Governor(
-        n_max,
-        log=sys.stderr if progress else None,
-        prefix=f"nmmval simulate p={p:g} lam={lam:g} seed={seed}",
-    )
+    label = f"nmmval simulate p={p:g} lam={lam:g} seed={seed}"  # of every line printed
+    governor = Governor(n_max, log=sys.stderr if progress else None, prefix=label)
     caller_threads = numba.get_num_threads()
     ext_rate = net.M * net.nu_ext_Hz * sim.dt_ms * 1e-3 if n_E > 0 else 0.0
     build_s = time.perf_counter() - t_start
@@ -242,9 +239,10 @@ def simulate(
             ext_ptr = np.zeros(nb + 1, dtype=np.int64)
             np.cumsum(counts, out=ext_ptr[1:])
             ext_src = rng_drive.integers(0, max(net.M, 1), size=int(ext_ptr[-1]), dtype=np.int64)
-            # the block's steps in one kernel call, or two when the governor
-            # probes more threads on its first steps: a call may start anywhere,
-            # the state between steps does not depend on the thread count
+            # the block's steps in the kernel calls the governor asks for (one,
+            # or short ones while it probes or confirms more threads): a call
+            # may start anywhere, the state between steps does not depend on
+            # the thread count
             a = 0
             while a < nb:
                 n_threads, m = governor.next_segment(nb - a)
@@ -272,8 +270,7 @@ def simulate(
             if progress and (start + nb) / n_steps >= next_report:
                 frac = (start + nb) / n_steps
                 print(
-                    f"nmmval simulate p={p:g} lam={lam:g} seed={seed}: {100 * frac:5.1f} % "
-                    f"({time.perf_counter() - t_loop:.1f} s)",
+                    f"{label}: {100 * frac:5.1f} % ({time.perf_counter() - t_loop:.1f} s)",
                     file=sys.stderr,
                     flush=True,
                 )
