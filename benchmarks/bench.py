@@ -8,6 +8,7 @@ Usage (from the repository root)::
     python benchmarks/bench.py scaling --quick
     python benchmarks/bench.py revisions REV1 REV2 ...  # nmmval at earlier commits, side by side
     python benchmarks/bench.py busy --before REV  # default vs 1 thread, idle and beside 2 busy
+    python benchmarks/bench.py recordings --before REV  # the loop's cost of the recordings
 
 ``compare`` creates ``benchmarks/.venv-brian2`` (Brian2 + pyyaml, Brian2 pins
 numpy) on first use. Every simulation runs as its own process
@@ -661,13 +662,100 @@ def cmd_busy(args) -> int:
 
 
 def nmmval_net_cmd(
-    root: Path, config: str, N: int, T_ms: float, p: float, lam: float, threads: int
+    root: Path,
+    config: str,
+    N: int,
+    T_ms: float,
+    p: float,
+    lam: float,
+    threads: int,
+    overrides: tuple[str, ...] = (),
 ) -> list[str]:
     """benchmarks/nmmval_net.py of this checkout (nmmval from ``root``) on one
-    cell, without the noise floor; ``threads`` 0 is nmmval's own default."""
+    cell, without the noise floor; ``threads`` 0 is nmmval's own default;
+    ``overrides`` are config ``KEY=VALUE`` settings."""
     cmd = [sys.executable, str(HERE / "nmmval_net.py"), "--config", str(root / config)]
     cmd += ["--N", str(N), "--T-ms", repr(T_ms), "--p", repr(p), "--lam", repr(lam)]
+    cmd += [f"--set={o}" for o in overrides]
     return cmd + ["--threads", str(threads), "--no-floor"]
+
+
+#: the recordings mode's cells: (label, p, λ) of the paper network, N = 10 000
+RECORDING_CELLS = [
+    ("near silent", 0.01, 0.8),
+    ("fast synchrony", 0.5, 0.9),
+    ("complement delivery", 1.0, 0.9),
+]
+
+
+def cmd_recordings(args) -> int:
+    """The loop's cost of the recordings of MODEL.md §4: a commit before them
+    (``--before``) against this checkout with the closures off (the cheap
+    default record: per-population arrivals and spike counts, split halves)
+    and on, on the paper network, runs interleaved so that each sees the
+    same load; median loop time of ``--repeat`` runs."""
+    N, T_ms = (2000, 200.0) if args.quick else (10_000, 1000.0)
+    info = machine()
+    info["config"], info["params"] = "config/paper.yaml", f"N = {N}, T = {T_ms:g} ms, seed 0"
+    sha, _subject, before = checkout(args.before)
+    sides = [
+        (f"before ({sha})", before, ()),
+        ("closures off", ROOT, ("simulation.record_closures=false",)),
+        ("closures on", ROOT, ("simulation.record_closures=true",)),
+    ]
+    for label, path, over in sides:  # compile each side's kernels once, untimed
+        run_child(
+            nmmval_net_cmd(path, "config/paper.yaml", 500, 10.0, 0.5, 0.8, args.threads, over),
+            f"rec_warmup_{label.split()[0]}_{len(over)}{over[:1]}".replace(" ", "_"),
+            {"PYTHONPATH": str(path / "src")},
+        )
+    rows = []
+    for name, p, lam in RECORDING_CELLS:
+        runs = {label: [] for label, _, _ in sides}
+        for i in range(args.repeat):
+            for label, path, over in sides:
+                res = run_child(
+                    nmmval_net_cmd(path, "config/paper.yaml", N, T_ms, p, lam, args.threads, over),
+                    f"rec_p{p:g}_lam{lam:g}_{label.split()[0]}{'_'.join(over)[-5:]}_r{i}",
+                    {"PYTHONPATH": str(path / "src")},
+                )
+                runs[label].append(res)
+        for label, _, _ in sides:
+            loops = sorted(r["loop_s"] for r in runs[label])
+            rows.append(
+                {
+                    "cell": name,
+                    "p": p,
+                    "lam": lam,
+                    "side": label,
+                    "loop_s": loops[len(loops) // 2],
+                    "loops": loops,
+                    "rate_E_Hz": runs[label][-1]["rate_E_Hz"],
+                }
+            )
+    info["load_avg_end"] = os.getloadavg()
+    cols = ["cell", "nmmval", "rate E Hz", "loop s (median)", "loop s (all)", "vs before"]
+    lines = md_head(cols)
+    for row in rows:
+        first = next(r for r in rows if r["cell"] == row["cell"])
+        lines.append(
+            f"| {row['cell']} (p = {row['p']:g}, λ = {row['lam']:g}) | {row['side']} "
+            f"| {row['rate_E_Hz']:.1f} | {f_s(row['loop_s'])} "
+            f"| {', '.join(f_s(x) for x in row['loops'])} "
+            f"| {row['loop_s'] / first['loop_s']:.3f}× |"
+        )
+    title = (
+        f"### Recordings: the loop with and without them, {args.threads} threads, "
+        f"median of {args.repeat} interleaved runs"
+    )
+    note = (
+        "'before' records V, φ and the spikes only; 'closures off' adds the per-population "
+        "arrivals and spike counts and the split-half means (always recorded); 'closures on' "
+        "adds the closure sums (simulation.record_closures). 'vs before' = loop time / "
+        "the before commit's."
+    )
+    md = "\n\n".join([header(info, title), "\n".join(lines), note])
+    return emit("recordings" + ("_quick" if args.quick else ""), md, {"info": info, "rows": rows})
 
 
 def emit(name: str, md: str, raw: dict) -> int:
@@ -722,6 +810,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     b.add_argument("--before", help="also run this commit's default (the cliff before)")
     b.set_defaults(func=cmd_busy, repeat=3)
+    rc = sub.add_parser(
+        "recordings", parents=[common], help="the loop's cost of the recordings (A/B)"
+    )
+    rc.add_argument("--before", required=True, help="a commit before the recordings")
+    rc.set_defaults(func=cmd_recordings, repeat=5)
     args = ap.parse_args(argv)
     for item in args.nmmval_env:
         key, _, value = item.partition("=")

@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="Numba threads; 0: nmmval's own default")
     ap.add_argument("--no-floor", action="store_true", help="skip the noise-floor measurement")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
+    )
     args = ap.parse_args(argv)
 
     overrides = [
@@ -59,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         f"simulation.T_ms={args.T_ms}",
         # T0 only sets the window of Recording.rate_*; rates here are over the whole run
         f"simulation.T0_ms={min(100.0, args.T_ms / 2)}",
+        *args.set,
     ]
     params = nconfig.load(args.config, overrides)
 
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     # build and loop by a tiny run of the same code with the same argument types.
     t0 = time.perf_counter()
     tiny = nconfig.load(
-        args.config, ["network.N=300", "simulation.T_ms=5.0", "simulation.T0_ms=1.0"]
+        args.config, ["network.N=300", "simulation.T_ms=5.0", "simulation.T0_ms=1.0", *args.set]
     )
     threads = args.threads or None
     lif.simulate(tiny, 0.1, args.lam, args.seed, threads=threads)

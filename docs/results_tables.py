@@ -6,7 +6,9 @@ Usage::
     python docs/results_tables.py results/midscale/cube.nc --summary docs/results/cube.nc
 
 One Markdown table per λ: seed means of the E rate and Spike-contrast, and
-the seed-combined measures of MODEL.md §6 for the CFM and the MFM. With
+the seed-combined measures of MODEL.md §6 for the CFM and the MFM: the
+paper's readings (§6.1-6.2) and the validation protocol's paired difference
+test and verdict (§6.3; A adequate, U undecided, I inadequate). With
 ``--summary OUT``, also write the cube without its two large variables (the
 spectra over frequency and the correlations over lag), every attribute kept.
 """
@@ -27,6 +29,9 @@ def _pval(x: float) -> str:
     return f"{x:.2f}" if x >= 0.01 else f"{x:.1e}".replace("e-0", "e-")
 
 
+_VERDICT = {1: "A", 0: "U", -1: "I"}
+
+
 def _num(x: float, fmt: str) -> str:
     return "nan" if not np.isfinite(x) else format(x, fmt)
 
@@ -36,8 +41,8 @@ def table(ds: xr.Dataset, lam: float) -> str:
     row = ds.sel(lam=lam)
     head = (
         "| p | E rate (Hz) | Spike-contrast | ϖ LIF / CFM / MFM (Hz) | χ² CFM / MFM "
-        "| p_paper CFM / MFM | p_perm CFM / MFM | τ_max CFM / MFM (ms) | ρ CFM / MFM "
-        "| ρ p CFM / MFM | MFM diverged (seeds) |"
+        "| p_paper CFM / MFM | p paired CFM / MFM | τ_max CFM / MFM (ms) | ρ CFM / MFM "
+        "| ρ p CFM / MFM | verdict CFM / MFM | MFM diverged (seeds) |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for p in row.p.values:
@@ -51,9 +56,10 @@ def table(ds: xr.Dataset, lam: float) -> str:
         lines.append(
             f"| {p:.2f} | {float(c.rate_E_Hz.mean()):.2f} | {float(c.synchrony.mean()):.2f} "
             f"| {' / '.join(mf)} | {pair('chi2', lambda x: _num(x, '.2f'))} "
-            f"| {pair('chi2_p_paper', _pval)} | {pair('chi2_p_perm', _pval)} "
+            f"| {pair('chi2_p_paper', _pval)} | {pair('difference_p', _pval)} "
             f"| {pair('tau_max_ms', lambda x: _num(x, '.1f'))} "
-            f"| {pair('rho', lambda x: _num(x, '.2f'))} | {pair('rho_p', _pval)} | {n_div} |"
+            f"| {pair('rho', lambda x: _num(x, '.2f'))} | {pair('rho_p', _pval)} "
+            f"| {pair('verdict', lambda x: _VERDICT[int(x)])} | {n_div} |"
         )
     return "\n".join(lines)
 

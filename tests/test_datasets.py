@@ -31,8 +31,11 @@ def test_every_variable_is_labelled_for_a_plot(where, var):
     assert all(d in COORDS or d == "spike" for d in var.dims), where
     attrs = var.attrs()
     assert attrs["long_name"] == var.long_name
-    if var.flags:
-        assert attrs["flag_values"] == list(range(len(var.flags)))
+    if var.flags:  # CF: one flag value or mask per meaning, of the variable's own type
+        key = "flag_masks" if var.flag_masks else "flag_values"
+        assert len(attrs[key]) == len(var.flags), where
+        assert attrs[key].dtype == np.dtype(var.dtype), where
+        assert len(attrs["flag_meanings"].split()) == len(var.flags), where
 
 
 def test_masses_layout_is_the_registry():

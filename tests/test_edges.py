@@ -4,8 +4,9 @@ Each case runs ``nmmval simulate -> masses -> compare`` through the CLI entry
 point (:func:`nmmval.cli.main`, in process to save the interpreter start-up)
 on a small network, and checks every stored variable of the three files: all
 finite, except ``synchrony``, which is NaN exactly when no spike train has two
-spikes in [T0, T) (MODEL.md §6). The conventions for a constant series (a
-silent network relaxed to rest) are those of :mod:`nmmval.analysis.spectra` and
+spikes in [T0, T) (MODEL.md §6), and ``diverged_at_ms``, NaN as no model
+diverges. The conventions for a constant series (a silent network relaxed to
+rest) are those of :mod:`nmmval.analysis.spectra` and
 :mod:`nmmval.analysis.xcorr`: median frequency 0 Hz, χ² 0 between two zero spectra and
 1 against a non-zero one, ρ = 0, τ_max = 0 ms, Fisher p = 0.5, n_eff = n.
 """
@@ -20,9 +21,9 @@ import scipy.stats
 import xarray as xr
 
 from nmmval import cli, config
+from nmmval.analysis.protocol import difference_test
 from nmmval.analysis.spectra import (
     chi2_pvalue_paper,
-    chi2_pvalue_permutation,
     chi2_statistic,
     median_frequency,
     power_spectrum,
@@ -98,6 +99,15 @@ def _check_finite(net, mas, cmp):
             values = var.values
             if name == "synchrony":
                 assert math.isnan(float(values)) == (not _two_spikes_in_a_train(net)), name
+                continue
+            if name == "diverged_at_ms":  # NaN: the model did not diverge
+                assert np.isnan(values).all() and not cmp["diverged"].values.any(), name
+                continue
+            if "population" in var.dims:  # NaN exactly for a population without cells
+                empty = np.equal([net.attrs["n_E"], net.attrs["n_I"]], 0)
+                per_pop = np.moveaxis(np.isnan(values), var.dims.index("population"), 0)
+                for P, none in enumerate(empty):
+                    assert per_pop[P].all() if none else not per_pop[P].any(), (name, P)
                 continue
             assert np.isfinite(values).all(), f"{name} has NaN or inf"
     assert float(net["synchrony"]) == float(cmp["synchrony"]) or (
@@ -183,12 +193,12 @@ def test_constant_series_conventions():
     assert chi2_pvalue_paper(P0, P0, n) == 1.0
     p_one = chi2_pvalue_paper(P0, P, n)
     assert 0.0 <= p_one <= 1.0 and math.isfinite(p_one)
-    assert chi2_pvalue_permutation(np.zeros((2, P.size)), np.zeros((2, P.size)), 99, 1) == 1.0
-    p_perm = chi2_pvalue_permutation(np.vstack([P0, P0]), np.vstack([P, 2 * P]), 99, 1)
-    assert 1 / 100 <= p_perm <= 1.0
-    # mixed groups: some null relabellings have a zero group mean (no NaN anywhere)
-    p_mixed = chi2_pvalue_permutation(np.vstack([P0, P]), np.vstack([P0, P]), 99, 1)
-    assert p_mixed == 1.0  # identical groups: every relabelling >= observed 0
+    # the paired difference test (MODEL.md §6.3): zero spectra stay zero, no NaN anywhere
+    assert difference_test(np.zeros((2, P.size)), np.zeros((2, P.size))) == (0.0, 1.0)
+    statistic, p_diff = difference_test(np.vstack([P0, P0]), np.vstack([P, 2 * P]))
+    assert statistic == pytest.approx(1.0, rel=1e-12)
+    assert p_diff == 0.5  # the smallest with 2 seeds: the observed pattern and its mirror
+    assert difference_test(np.vstack([P0, P]), np.vstack([P0, P])) == (0.0, 1.0)
 
     lags, rho = lagged_correlation(x, const, dt_ms, 10.0)
     assert np.isfinite(rho).all() and not rho.any()

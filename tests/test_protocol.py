@@ -32,6 +32,7 @@ seeds, :mod:`nmmval.analysis.xcorr`; it ignores the lag search and so rejects mo
 null pairs, which is why the verdicts do not use it.)
 """
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -46,17 +47,22 @@ from nmmval.analysis import protocol
 from nmmval.analysis.protocol import (
     ADEQUATE,
     INADEQUATE,
+    REASON_FLAG_MASKS,
+    REASON_FLAG_MEANINGS,
     UNDECIDED,
     VERDICT_FLAG_MEANINGS,
     VERDICT_FLAG_VALUES,
+    Verdict,
     chi2_floor,
     chi2_per_seed,
+    combine_cell,
     decide,
     difference_test,
     equivalence_bound,
     equivalence_margin,
     max_lagged_correlation,
     noise_ceiling,
+    noise_ceiling_from_r,
     normalised_spectra,
     paper_chi2_cut,
     phase_randomised,
@@ -64,11 +70,13 @@ from nmmval.analysis.protocol import (
     seed_null,
     seed_rho_surrogates,
     sign_patterns,
+    split_half_r,
     surrogate_pvalue,
     validate,
+    welch_frequencies,
     welch_spectra,
 )
-from nmmval.analysis.spectra import chi2_pvalue_paper, chi2_statistic
+from nmmval.analysis.spectra import chi2_pvalue_paper, chi2_statistic, join_above, split_at_fmax
 from nmmval.analysis.xcorr import best_lag, effective_n, fisher_pvalue, lagged_correlation, stouffer
 
 ALPHA = 0.01
@@ -160,6 +168,9 @@ def test_welch_spectra_are_scipy_welch_row_by_row():
     # a trace shorter than a segment is one segment
     freq_short, _ = welch_spectra(x[:, :50], 0.5, segment_ms=100.0)
     assert freq_short.size == 26
+    # the bins are known before any trace is (the cube's coordinate)
+    np.testing.assert_array_equal(welch_frequencies(1200, 0.5, 100.0), freq)
+    np.testing.assert_array_equal(welch_frequencies(50, 0.5, 100.0), freq_short)
 
 
 def test_chi2_per_seed_seed_null_and_floor_follow_chi2_statistic():
@@ -407,6 +418,9 @@ def test_noise_ceiling_matches_known_reliability():
     assert ceiling == pytest.approx(math.sqrt(2.0 / 3.0), rel=0.05)
     # no common part: r <= 0, ceiling 0
     assert noise_ceiling(v_a, -v_a)[1] == 0.0
+    # the cell's ceiling from the per-seed r_k alone (as the cube combines seeds)
+    np.testing.assert_array_equal(split_half_r(v_a, v_b), r_k)
+    assert noise_ceiling_from_r(r_k) == ceiling
 
 
 def test_rho_adequacy_passes_noisy_copy_at_the_ceiling():
@@ -474,6 +488,11 @@ def test_verdict_codes_and_flag_meanings_agree():
         UNDECIDED: "undecided",
         INADEQUATE: "inadequate",
     }
+    # one bit per reason decide can give, in the order decide lists them
+    reasons = decide(**{**_GOOD, "equivalence_bound": 0.05, "difference_p": 0.001,
+                        "rho_upper": 0.5, "surrogate_p": 0.5})[1]  # fmt: skip
+    assert ("diverged", *reasons) == tuple(REASON_FLAG_MEANINGS.split())
+    assert REASON_FLAG_MASKS == tuple(2**i for i in range(len(REASON_FLAG_MASKS)))
 
 
 def test_validate_end_to_end():
@@ -503,6 +522,43 @@ def test_validate_end_to_end():
     assert (diverged.code, diverged.reasons) == (INADEQUATE, ("diverged",))
     assert np.isnan(diverged.chi2_k).all() and math.isnan(diverged.surrogate_p)
     assert diverged.margin == same.margin and diverged.rho_ceiling == same.rho_ceiling
+
+
+def test_validate_is_combine_cell_of_the_per_seed_pieces():
+    """The per-seed pieces as the compare stage stores them (the band to f_max plus the power
+    above it as one bin), then combine_cell: the same Verdict, every field."""
+    rng = np.random.default_rng(13)
+    _, v_a, v_b = _split_halves(rng, K_SEEDS, N_SAMPLES, 0.2)
+    lif = 0.5 * (v_a + v_b)
+    model = lif + 0.5 * _draw(rng, _ou(10.0), (K_SEEDS,))
+    f_max = 100.0  # of Nyquist's 250 Hz: the lumped bin matters
+    settings = dict(segment_ms=SEGMENT_MS, f_max_Hz=f_max, rng=14)
+    verdict = validate(lif, model, v_a, v_b, DT_MS, **settings)
+
+    def stored(x):
+        freq, power = welch_spectra(x, DT_MS, SEGMENT_MS)
+        return join_above(*split_at_fmax(freq, power, f_max)[1:])
+
+    gen = np.random.default_rng(14)
+    seeds = [
+        seed_rho_surrogates(lif[i], model[i], DT_MS, MAX_LAG_MS, N_SURROGATES, gen)
+        for i in range(K_SEEDS)
+    ]
+    rho_k, tau_k, surrogates = (np.array([s[j] for s in seeds]) for j in range(3))
+    pieces = [stored(x) for x in (lif, model, v_a, v_b)]
+    again = combine_cell(*pieces, rho_k, tau_k, surrogates, split_half_r(v_a, v_b))
+    for f in dataclasses.fields(Verdict):
+        np.testing.assert_array_equal(getattr(again, f.name), getattr(verdict, f.name), f.name)
+    assert verdict.code == ADEQUATE and verdict.reason_mask == 0
+    # a diverged model: the network's numbers stay, the model's are NaN
+    broken = combine_cell(*pieces, rho_k, tau_k, surrogates, split_half_r(v_a, v_b), True)
+    assert (broken.code, broken.reasons, broken.reason_mask) == (INADEQUATE, ("diverged",), 1)
+    assert (broken.margin, broken.chi2_floor, broken.rho_ceiling) == (
+        verdict.margin,
+        verdict.chi2_floor,
+        verdict.rho_ceiling,
+    )
+    assert np.isnan(broken.chi2_k).all() and math.isnan(broken.difference_p)
 
 
 # --- the paper's χ² cut -----------------------------------------------------------

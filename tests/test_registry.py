@@ -27,7 +27,6 @@ TINY = {
     "grid": {"p": [CELL["p"]], "lam": [CELL["lam"]], "seeds": [CELL["seed"]]},
     "network": {"N": 300},
     "simulation": {"T_ms": 500.0, "T0_ms": 100.0},
-    "analysis": {"n_perm": 19},
     "figures": {"diagnostic_cells": [{"p": CELL["p"], "lam": CELL["lam"]}]},
 }
 

@@ -1,33 +1,17 @@
-"""Power spectra, median frequency and the χ² tests of Eq. 25 against known answers."""
-
-import math
+"""Power spectra, median frequency, χ² of Eq. 25 and the paper's χ² test against known answers."""
 
 import numpy as np
 import pytest
-import scipy.signal
 import scipy.stats
 
 from nmmval.analysis.spectra import (
     chi2_pvalue_paper,
-    chi2_pvalue_permutation,
     chi2_statistic,
+    join_above,
     median_frequency,
     power_spectrum,
+    split_at_fmax,
 )
-
-ALPHA = 0.01
-
-
-def _ou(rng, n_series, n_samples, tau_ms, dt_ms):
-    """Stationary Ornstein-Uhlenbeck series (unit variance), exact AR(1) update."""
-    a = math.exp(-dt_ms / tau_ms)
-    noise = rng.standard_normal((n_series, n_samples)) * math.sqrt(1 - a * a)
-    noise[:, 0] = rng.standard_normal(n_series)
-    return scipy.signal.lfilter([1.0], [1.0, -a], noise, axis=1)
-
-
-def _spectra(x, dt_ms):
-    return np.array([power_spectrum(row, dt_ms)[1] for row in x])
 
 
 def test_power_spectrum_definition():
@@ -77,34 +61,19 @@ def test_chi2_pvalue_paper_hand_example():
     assert chi2_pvalue_paper(P, 2 * P, 1000) == pytest.approx(1.0)
 
 
-def test_permutation_pvalue_range_and_reproducibility():
-    rng = np.random.default_rng(3)
-    a, b = rng.random((4, 30)), rng.random((5, 30)) + 0.5 * np.arange(30)
-    p = chi2_pvalue_permutation(a, b, n_perm=99, rng=11)
-    assert p == chi2_pvalue_permutation(a, b, n_perm=99, rng=11)
-    assert 1 / 100 <= p <= 1.0
-    assert chi2_pvalue_permutation(a, a.copy(), n_perm=99, rng=1) > 0.5
-
-
-def test_permutation_test_level_under_h0():
-    """Same τ in both groups: rejection rate at α = 0.01 (n_perm = 199) at most 3 % of 200."""
-    rng = np.random.default_rng(20210201)
-    dt_ms, n_trials = 1.0, 200
-    rejections = 0
-    for _ in range(n_trials):
-        x = _ou(rng, 20, 2000, 10.0, dt_ms)
-        s = _spectra(x, dt_ms)
-        rejections += chi2_pvalue_permutation(s[:10], s[10:], n_perm=199, rng=rng) <= ALPHA
-    assert rejections / n_trials <= 0.03
-
-
-def test_permutation_test_power():
-    """τ = 5 ms against τ = 20 ms: rejected at α = 0.01 (n_perm = 199) in at least 90 % of 50."""
-    rng = np.random.default_rng(20210202)
-    dt_ms, n_trials = 1.0, 50
-    rejections = 0
-    for _ in range(n_trials):
-        a = _spectra(_ou(rng, 10, 2000, 5.0, dt_ms), dt_ms)
-        b = _spectra(_ou(rng, 10, 2000, 20.0, dt_ms), dt_ms)
-        rejections += chi2_pvalue_permutation(a, b, n_perm=199, rng=rng) <= ALPHA
-    assert rejections / n_trials >= 0.9
+def test_split_at_fmax_and_join_above_keep_the_whole_band():
+    """Stored bins up to f_max, the rest summed into one value, rejoined as one last bin."""
+    freq = np.arange(6) * 10.0
+    power = np.arange(12.0).reshape(2, 6)
+    kept_Hz, kept, above = split_at_fmax(freq, power, 20.0)
+    np.testing.assert_array_equal(kept_Hz, [0.0, 10.0, 20.0])
+    np.testing.assert_array_equal(kept, power[:, :3])
+    np.testing.assert_array_equal(above, [3 + 4 + 5, 9 + 10 + 11])
+    whole = join_above(kept, above)
+    np.testing.assert_array_equal(whole.sum(axis=-1), power.sum(axis=-1))
+    assert whole.shape == (2, 4)
+    # nothing above: a zero last bin, which Eq. 25 skips
+    _, kept, above = split_at_fmax(freq, power, 100.0)
+    assert not above.any()
+    whole = join_above(kept, above)
+    assert chi2_statistic(whole[0], whole[1]) == chi2_statistic(power[0], power[1])

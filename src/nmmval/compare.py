@@ -1,12 +1,16 @@
-"""The compare stage: one seed's network and mass models, measured on [T0, T) (MODEL.md §6.1).
+"""The compare stage: one seed's network and mass models, measured on [T0, T) (MODEL.md §6).
 
 :func:`compare_cell` takes the network.nc and masses.nc Datasets of one cell
-<p, λ, seed>, cuts every potential to the analysis window, runs every
-registered measure (:data:`nmmval.analysis.measures.MEASURES`) on the network and every
-registered mass model (:mod:`nmmval.models`) and returns a
-:class:`CellComparison`, whose :meth:`~CellComparison.to_dataset` is the
-compare.nc Dataset. A model whose trace holds NaN in the window (it diverged,
-:mod:`nmmval.masses`) has NaN measures and ``diverged = 1``.
+<p, λ, seed>, cuts every potential (and the network's split-half means) to
+the analysis window, runs every registered measure
+(:data:`nmmval.analysis.measures.MEASURES`: the paper's measures and the
+per-seed pieces of the validation protocol) on the network and every
+registered mass model (:mod:`nmmval.models`), adds the recordings'
+diagnostics (:func:`diagnostics`: ΣḠ, ζ, the closure error, when a model
+diverged; MODEL.md §4, §5.1) and returns a :class:`CellComparison`, whose
+:meth:`~CellComparison.to_dataset` is the compare.nc Dataset. A model whose
+trace holds NaN in the window (it diverged, :mod:`nmmval.masses`) has NaN
+measures and ``diverged = 1``.
 """
 
 from __future__ import annotations
@@ -18,9 +22,21 @@ import numpy as np
 import xarray as xr
 
 from nmmval import datasets, models
-from nmmval.analysis.measures import MEASURES, Traces
+from nmmval.analysis.diagnostics import (
+    closure_error,
+    damping_ratio,
+    divergence_time,
+    sum_conductance,
+)
+from nmmval.analysis.measures import MEASURES, Traces, surrogate_rng
 from nmmval.config import Params
 from nmmval.datasets import LIF, NETWORK_SCALARS
+from nmmval.masses import drive
+from nmmval.models.freeman import synaptic_input
+from nmmval.store import InputError
+
+#: network.nc variables of the split-half and closure recordings (MODEL.md §4)
+_RECORDINGS = ("V_half", "cov_gv_pop")
 
 
 @dataclass(frozen=True)
@@ -35,7 +51,8 @@ class CellComparison:
         Every compare.nc variable (:data:`nmmval.datasets.COMPARE`).
     coords : dict of str to numpy.ndarray
         ``model`` (LIF and the mass models), ``mass``, ``freq_Hz`` (Hz),
-        ``lag_ms`` (ms).
+        ``lag_ms`` (ms), ``welch_freq_Hz`` (Hz), ``surrogate``, ``half``,
+        ``population``.
     n_samples : int
         Samples in the analysis window [T0, T).
     started : float
@@ -63,18 +80,80 @@ class CellComparison:
         )
 
 
+def _check_recordings(network: xr.Dataset) -> None:
+    """Stop with one line if network.nc predates the split-half and closure recordings."""
+    missing = [name for name in _RECORDINGS if name not in network]
+    if missing:
+        raise InputError(
+            f"network.nc of p={network.attrs.get('p')}, lam={network.attrs.get('lam')}, "
+            f"seed={network.attrs.get('seed')}: no {', '.join(missing)} (made before the "
+            "split-half and closure recordings); simulate the cell again"
+        )
+
+
 def traces(network: xr.Dataset, masses: xr.Dataset, params: Params) -> Traces:
-    """The network's and every registered model's potential over [T0, T), as float64 (mV)."""
+    """The potentials of the network, its split halves and every model over [T0, T) (mV).
+
+    Raises
+    ------
+    nmmval.store.InputError
+        If network.nc has no split-half or closure recordings.
+    """
+    _check_recordings(network)
     n0 = params.simulation.n0_steps
     V = {LIF: network["V"].values[n0:].astype(np.float64)}
     for m in models.registered():
         V[m.name] = masses[m.variable].values[n0:].astype(np.float64)
     diverged = {m: bool(np.isnan(v).any()) for m, v in V.items()}
-    return Traces(V, diverged, params.simulation.dt_ms)
+    v_a, v_b = network["V_half"].transpose("half", "time_ms").values[:, n0:].astype(np.float64)
+    cell = (network.attrs["p"], network.attrs["lam"], network.attrs["seed"])
+    return Traces(
+        V,
+        diverged,
+        params.simulation.dt_ms,
+        v_a,
+        v_b,
+        lambda k: surrogate_rng(params, *cell, k),
+    )
+
+
+def diagnostics(network: xr.Dataset, masses: xr.Dataset, params: Params) -> dict:
+    """Per-seed diagnostics of the recordings (MODEL.md §4, §5.1).
+
+    Returns
+    -------
+    dict
+        ``sum_G`` (ΣḠ over [T0, T), from φ_σ of network.nc and the
+        ``network.g_hat_*_nSms``, ``neuron.g_L_nS`` of ``params``), ``zeta``
+        (the MFM's damping ratio at ΣḠ, ``neuron.tau_m_ms``,
+        ``masses.tau_s_ms``), ``closure_error_mV`` (population; from
+        ``cov_gv_pop`` over [T0, T), NaN without closure recordings) and
+        ``diverged_at_ms`` (mass; NaN if the model did not diverge).
+
+    Raises
+    ------
+    nmmval.store.InputError
+        If network.nc has no split-half or closure recordings.
+    """
+    _check_recordings(network)
+    sim, neuron = params.simulation, params.neuron
+    feedback = synaptic_input(drive(network, params), params)
+    sum_G = sum_conductance(feedback.gain_ms, feedback.rate_per_ms[:, sim.n0_steps :])
+    cov = network["cov_gv_pop"].transpose("synapse", "population", "closure_time_ms")
+    in_window = cov["closure_time_ms"].values >= sim.T0_ms - 0.5 * sim.dt_ms
+    t_ms = network["time_ms"].values
+    return {
+        "sum_G": sum_G,
+        "zeta": damping_ratio(neuron.tau_m_ms, params.masses.tau_s_ms, sum_G),
+        "closure_error_mV": closure_error(cov.values[..., in_window], neuron.g_L_nS),
+        "diverged_at_ms": np.array(
+            [divergence_time(masses[m.variable].values, t_ms) for m in models.registered()]
+        ),
+    }
 
 
 def compare_cell(network: xr.Dataset, masses: xr.Dataset, params: Params) -> CellComparison:
-    """Measure one cell's network and mass models against each other (MODEL.md §6.1).
+    """Measure one cell's network and mass models against each other (MODEL.md §6).
 
     Parameters
     ----------
@@ -91,14 +170,23 @@ def compare_cell(network: xr.Dataset, masses: xr.Dataset, params: Params) -> Cel
     ------
     ValueError
         If the two Datasets have different time axes.
+    nmmval.store.InputError
+        If network.nc has no split-half or closure recordings (a file from
+        before them).
     """
     started = time.perf_counter()
     if masses.sizes["time_ms"] != network.sizes["time_ms"]:
         raise ValueError("masses: time axis does not match the network's")
     tr = traces(network, masses, params)
     values = {k: network[k].values for k in NETWORK_SCALARS}
+    values.update(diagnostics(network, masses, params))
     values["diverged"] = np.array(list(tr.diverged.values()), dtype=np.int8)
-    coords = {"model": list(tr.V_mV), "mass": tr.masses}
+    coords = {
+        "model": list(tr.V_mV),
+        "mass": tr.masses,
+        "half": network["half"].values,
+        "population": network["population"].values,
+    }
     for measure in MEASURES:
         result = measure.per_seed(tr, params)
         values.update(result.values)

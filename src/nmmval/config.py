@@ -235,6 +235,7 @@ class SimulationParams:
     T_ms: float
     T0_ms: float
     store_spikes: bool
+    record_closures: bool
 
     @property
     def n_steps(self) -> int:
@@ -256,12 +257,15 @@ class MassParams:
 
 @dataclass(frozen=True)
 class AnalysisParams:
-    """Comparison measures of MODEL.md §6."""
+    """Comparison measures and the validation protocol of MODEL.md §6."""
 
     alpha: float
     max_lag_ms: float
     fmax_store_Hz: float
-    n_perm: int
+    welch_segment_ms: float
+    equivalence_factor: float
+    rho_adequate: float
+    n_surrogates: int
     sc_min_bin_ms: float
 
 

@@ -17,10 +17,20 @@ cell's seeds, whatever the grid. Seeds are combined as MODEL.md §6 says:
 - spectra: mean of the raw per-seed power, then normalised to sum 1 over the
   whole band (bins up to ``analysis.fmax_store_Hz`` plus the power above it,
   lumped into one extra bin, ``spectrum_above_fmax``);
-- χ² (Eq. 25) between the seed-mean spectra of LIF and each mass model, with
-  the paper's p-value and a permutation p-value over the per-seed spectra;
-- lagged correlation: ρ and ρ(τ) by ``tanh(mean atanh ρ_k)``, τ_max by the
-  median, the one-sided Fisher p-values by Stouffer's method.
+- the paper's readings, labelled "paper" (§6.1, §6.2): χ² (Eq. 25) between
+  the seed-mean spectra of LIF and each mass model with the paper's p-value
+  (the cut on χ² it amounts to in the attributes of ``chi2_p_paper``);
+  ρ and ρ(τ) by ``tanh(mean atanh ρ_k)``, τ_max by the median, the
+  one-sided Fisher p-values by Stouffer's method;
+- the validation protocol (§6.3), whose verdicts the cube reports
+  (``verdict``, ``verdict_reasons``) with every number behind them: per-seed
+  χ² of Welch spectra, the network's seed null and the equivalence margin,
+  the paired sign-flip difference test, the equivalence bound, ρ's seed-level
+  bounds against the split-half noise ceiling, ρ against its surrogate null,
+  and the χ² floor of the split halves; a model diverged in any seed is
+  inadequate, the network's numbers still given;
+- diagnostics (§4, §5.1): mean and sd of every model's V, ΣḠ, ζ, the
+  closure error and when a model diverged, per seed (and V's as seed means).
 
 NaN appears only where a quantity is undefined (e.g. the synchrony of a
 network in which no train has two spikes); every such variable carries a
@@ -35,8 +45,9 @@ import numpy as np
 import xarray as xr
 
 from nmmval import datasets, models, store
-from nmmval.analysis.measures import MEASURES, Seeds
-from nmmval.datasets import CUBE, LIF, NETWORK_SCALARS
+from nmmval.analysis.measures import MEASURES, Seeds, sign_rng
+from nmmval.analysis.protocol import paper_chi2_cut, welch_frequencies
+from nmmval.datasets import CUBE, DIAGNOSTICS, LIF, NETWORK_SCALARS, POPULATIONS
 from nmmval.store import InputError
 
 #: config keys a compare.nc must share with the run's config to enter its cube
@@ -49,13 +60,19 @@ _MUST_MATCH = (
     "analysis.max_lag_ms",
     "analysis.fmax_store_Hz",
     "analysis.sc_min_bin_ms",
+    "analysis.welch_segment_ms",
+    "analysis.n_surrogates",
 )
-
-#: tag mixed into the permutation test's random stream (distinct from the cell streams)
-_PERM_STREAM = 0x6368_6932  # "chi2"
 
 _NAN_REASON = {
     "synchrony": "no spike train has two spikes in [T0, T) (Spike-contrast undefined)",
+    "diverged_at_ms": "the model did not diverge in that seed",
+    "closure_error_mV": "no closure recordings in network.nc (simulation.record_closures off), "
+    "or a population without cells",
+    "chi2_null_mean": "a single seed: no pair of seeds",
+    "equivalence_margin": "a single seed: no pair of seeds",
+    "rho_over_ceiling": "a zero noise ceiling (split halves not positively correlated), "
+    "or the model diverged in some seed",
 }
 _NAN_DIVERGED = (
     "the mass model diverged in at least one seed of the cell (see diverged_seed), "
@@ -72,9 +89,10 @@ def coordinates(params) -> dict[str, np.ndarray]:
     dict
         ``p``, ``lam``, ``seed``, ``model`` (LIF and every registered mass
         model), ``mass``, ``freq_Hz`` (rfft bins of the [T0, T) window up to
-        ``fmax_store_Hz``), ``lag_ms``; and ``freq_above_Hz`` (first bin above
-        ``fmax_store_Hz``, the frequency the lumped tail is given) and
-        ``n_samples``.
+        ``fmax_store_Hz``), ``lag_ms``, ``welch_freq_Hz`` (the Welch bins of
+        ``analysis.welch_segment_ms`` up to ``fmax_store_Hz``), ``population``;
+        and ``freq_above_Hz`` (first bin above ``fmax_store_Hz``, the
+        frequency the lumped tail is given) and ``n_samples``.
     """
     sim, ana = params.simulation, params.analysis
     n = sim.n_steps - sim.n0_steps
@@ -82,6 +100,7 @@ def coordinates(params) -> dict[str, np.ndarray]:
     keep = full <= ana.fmax_store_Hz
     n_lag = int(round(ana.max_lag_ms / sim.dt_ms))
     above = full[~keep][0] if (~keep).any() else full[-1] + (full[1] - full[0])
+    welch = welch_frequencies(n, sim.dt_ms, ana.welch_segment_ms)
     return {
         "p": np.asarray(params.grid_p, dtype=np.float64),
         "lam": np.asarray(params.grid_lam, dtype=np.float64),
@@ -90,6 +109,8 @@ def coordinates(params) -> dict[str, np.ndarray]:
         "mass": list(models.names()),
         "freq_Hz": full[keep],
         "lag_ms": np.arange(-n_lag, n_lag + 1) * sim.dt_ms,
+        "welch_freq_Hz": welch[welch <= ana.fmax_store_Hz],
+        "population": list(POPULATIONS),
         "freq_above_Hz": float(above),
         "n_samples": n,
     }
@@ -118,24 +139,18 @@ def _check_cell(ds: xr.Dataset, path: Path, params, coords, p, lam, seed) -> Non
             f"{path}: holds cell {ds.attrs.get('p')}, {ds.attrs.get('lam')}, "
             f"{ds.attrs.get('seed')}, not {p}, {lam}, {seed}"
         )
-    for name in ("freq_Hz", "lag_ms"):
+    for name in ("freq_Hz", "lag_ms", "welch_freq_Hz"):
         have = ds[name].values
         if have.shape != coords[name].shape or not np.allclose(have, coords[name]):
             raise InputError(f"{path}: {name} does not match the run's config")
     if int(ds.attrs.get("n_samples", -1)) != coords["n_samples"]:
         raise InputError(f"{path}: n_samples does not match the run's config")
-    for dim in datasets.MODEL_DIMS:
+    for dim in (*datasets.MODEL_DIMS, "population"):
         if list(ds[dim].values) != coords[dim]:
             raise InputError(
                 f"{path}: {dim} coordinate {list(ds[dim].values)} is not the registry's "
                 f"{coords[dim]}"
             )
-
-
-def _perm_rng(params, p: float, lam: float, k_mass: int) -> np.random.Generator:
-    """Random stream of one cell's permutation test: same cell, same bits."""
-    key = (int(round(p * 1000)), int(round(lam * 1000)), k_mass, _PERM_STREAM)
-    return np.random.default_rng(np.random.SeedSequence(params.seed, spawn_key=key))
 
 
 def read_cell(params, results_dir: Path, p: float, lam: float, coords: dict) -> dict:
@@ -160,8 +175,9 @@ def read_cell(params, results_dir: Path, p: float, lam: float, coords: dict) -> 
 def combine(seeds: Seeds) -> dict[str, np.ndarray]:
     """One cell's cube values from its seeds: every measure's combination, per-seed values.
 
-    A pure function of the arrays in ``seeds`` (MODEL.md §6.1; see
-    :data:`nmmval.analysis.measures.MEASURES`).
+    A pure function of the arrays in ``seeds`` (MODEL.md §6; see
+    :data:`nmmval.analysis.measures.MEASURES`); the network's scalars and the
+    diagnostics are kept per seed.
 
     Returns
     -------
@@ -169,7 +185,7 @@ def combine(seeds: Seeds) -> dict[str, np.ndarray]:
         Every cube variable of :data:`nmmval.datasets.CUBE`, without the p and
         λ dimensions.
     """
-    out = {name: seeds.values[name] for name in NETWORK_SCALARS}
+    out = {name: seeds.values[name] for name in (*NETWORK_SCALARS, *DIAGNOSTICS)}
     out["diverged_seed"] = seeds.values["diverged"]
     for measure in MEASURES:
         out.update(measure.combine(seeds))
@@ -208,7 +224,14 @@ def describe(params, values: dict, coords: dict, results_dir: Path) -> xr.Datase
     cube = datasets.build(
         "cube", values, {d: coords[d] for d in coords if d in datasets.COORDS}, {}
     )
-    cube["chi2_p_perm"].attrs["n_perm"] = params.analysis.n_perm
+    sim, ana = params.simulation, params.analysis
+    window_ms = sim.T_ms - sim.T0_ms
+    cube["chi2_p_paper"].attrs.update(
+        chi2_cut_stored_band=paper_chi2_cut(window_ms, sim.dt_ms, ana.fmax_store_Hz, ana.alpha),
+        chi2_cut_full_band=paper_chi2_cut(window_ms, sim.dt_ms, None, ana.alpha),
+        chi2_cut_comment="the normalised chi2 above which the paper's test rejects at alpha: "
+        "for the bins up to analysis.fmax_store_Hz and for all bins to Nyquist",
+    )
     diverged = bool(values["diverged_seed"].any())
     nan_vars = []
     for name, da in cube.data_vars.items():
@@ -238,7 +261,12 @@ def describe(params, values: dict, coords: dict, results_dir: Path) -> xr.Datase
         constant_potential_cells=cube["spectrum"].attrs["zero_cells"],
         comment=(
             "Seeds combined as MODEL.md section 6: spectra averaged then normalised; "
-            "rho by Fisher z mean, tau_max by median, p-values by Stouffer."
+            "rho by Fisher z mean, tau_max by median, the paper's p-values (chi2_p_paper, "
+            "rho_p; labelled paper) by its chi-square reading and by Stouffer. The verdicts "
+            "(verdict, verdict_reasons) come from the validation protocol of section 6.3: "
+            "per-seed Welch spectra against the network's seed null, a paired sign-flip "
+            "difference test, rho against phase-randomised surrogates and the split-half "
+            "noise ceiling."
         ),
     )
     return cube
@@ -276,8 +304,8 @@ def gather(params, results_dir: Path) -> xr.Dataset:
                 values=read_cell(params, results_dir, p, lam, c),
                 freq_Hz=freq_ext,
                 n_samples=c["n_samples"],
-                n_perm=params.analysis.n_perm,
-                perm_rng=lambda k, p=p, lam=lam: _perm_rng(params, p, lam, k),
+                analysis=params.analysis,
+                sign_rng=lambda k, p=p, lam=lam: sign_rng(params, p, lam, k),
             )
             for name, v in combine(seeds).items():
                 values[name][i, j] = v

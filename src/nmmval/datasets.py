@@ -35,6 +35,8 @@ LONG_NAME_MAX = 40
 MODEL_DIMS = ("model", "mass")
 #: name of the network in the ``model`` coordinate
 LIF = "LIF"
+#: the network's populations (coordinate ``population``)
+POPULATIONS = ("E", "I")
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,13 @@ class Var:
     comment : str
         The longer sentence, if any.
     flags : tuple of str
-        For a flag variable, the meaning of 0, 1, ... (CF ``flag_values``,
-        ``flag_meanings``).
+        For a flag variable, the meaning of each flag value (CF
+        ``flag_meanings``): of 0, 1, ... unless ``flag_values`` or
+        ``flag_masks`` say otherwise.
+    flag_values : tuple of int
+        Explicit CF ``flag_values``, one per entry of ``flags`` (default 0, 1, ...).
+    flag_masks : tuple of int
+        CF ``flag_masks`` of a bit-mask variable, one bit per entry of ``flags``.
     extra : tuple of (str, object)
         Further fixed attributes, e.g. ``("cell_methods", "seed: mean")``.
     fill : bool
@@ -68,6 +75,8 @@ class Var:
     long_name: str
     comment: str = ""
     flags: tuple[str, ...] = ()
+    flag_values: tuple[int, ...] = ()
+    flag_masks: tuple[int, ...] = ()
     extra: tuple[tuple[str, object], ...] = ()
     fill: bool = True
 
@@ -81,8 +90,12 @@ class Var:
         out["long_name"] = self.long_name
         if self.comment:
             out["comment"] = self.comment
-        if self.flags:
-            out["flag_values"] = list(range(len(self.flags)))
+        if self.flags:  # CF: flag values and masks of the variable's own type
+            if self.flag_masks:
+                out["flag_masks"] = np.array(self.flag_masks, dtype=self.dtype)
+            else:
+                values = self.flag_values or range(len(self.flags))
+                out["flag_values"] = np.array(values, dtype=self.dtype)
             out["flag_meanings"] = " ".join(self.flags)
         out.update(self.extra)
         return out
@@ -115,6 +128,20 @@ COORDS: dict[str, Var] = {
     "model": Var(("model",), "str", None, "LIF network or mass model"),
     "mass": Var(("mass",), "str", None, "mass model compared with LIF"),
     "freq_Hz": Var(("freq_Hz",), "float64", "Hz", "frequency"),
+    "welch_freq_Hz": Var(
+        ("welch_freq_Hz",),
+        "float64",
+        "Hz",
+        "frequency of the Welch spectra",
+        comment="bins of one analysis.welch_segment_ms segment, up to analysis.fmax_store_Hz",
+    ),
+    "surrogate": Var(
+        ("surrogate",),
+        "int32",
+        "1",
+        "surrogate index",
+        comment="phase-randomised surrogate of the model's V (MODEL.md §6.3)",
+    ),
     "lag_ms": Var(
         ("lag_ms",),
         "float64",
@@ -125,6 +152,22 @@ COORDS: dict[str, Var] = {
     "p": Var(("p",), "float64", "1", "connection probability p"),
     "lam": Var(("lam",), "float64", "1", "excitatory fraction λ"),
     "seed": Var(("seed",), "int32", "1", "repetition index", "a new graph, drive and noise"),
+    "population": Var(("population",), "str", None, "population of the network (E, I)"),
+    "synapse": Var(("synapse",), "str", None, "synapse type σ (E, I, ext)"),
+    "half": Var(
+        ("half",),
+        "str",
+        None,
+        "split half of the cells",
+        comment="a: cells of even index, b: of odd index (every second cell of each population)",
+    ),
+    "closure_time_ms": Var(
+        ("closure_time_ms",),
+        "float64",
+        "ms",
+        "time of the closure records",
+        comment="time_ms, or empty if simulation.record_closures is off",
+    ),
 }
 
 # ------------------------------------------------------------------ network.nc (MODEL.md §4)
@@ -157,6 +200,60 @@ NETWORK: dict[str, Var] = {
     "phi_E": _phi("E"),
     "phi_I": _phi("I"),
     "phi_ext": _phi("external"),
+    "arrivals_pop": Var(
+        ("synapse", "population", "time_ms"),
+        "int32",
+        "1",
+        "spike arrivals per population",
+        comment="type-sigma spike arrivals on the cells of the population added in the step "
+        "(MODEL.md §4); phi_sigma^P = arrivals_pop / N_P (global attributes n_E, n_I)",
+        fill=False,
+    ),
+    "spikes_pop": Var(
+        ("population", "time_ms"),
+        "int32",
+        "1",
+        "spikes per population",
+        comment="spikes of the population's cells in the step; A_P = spikes_pop / (N_P dt)",
+        fill=False,
+    ),
+    "V_half": Var(
+        ("half", "time_ms"),
+        "float32",
+        "mV",
+        "split-half mean membrane potential",
+        comment="mean of v over each half of the cells at the start of the step (MODEL.md §4): "
+        "the network's own finite-N noise floor (§6.3)",
+    ),
+    "v_pop": Var(
+        ("population", "closure_time_ms"),
+        "float32",
+        "mV",
+        "population mean of v",
+        comment="<v> over the cells of the population at the start of the step",
+    ),
+    "var_v_pop": Var(
+        ("population", "closure_time_ms"),
+        "float32",
+        "mV2",
+        "population variance of v",
+        comment="var(v) over the cells of the population at the start of the step",
+    ),
+    "g_pop": Var(
+        ("synapse", "population", "closure_time_ms"),
+        "float32",
+        "nS",
+        "population mean conductance",
+        comment="<g_sigma> over the cells of the population, as the step integrates with it",
+    ),
+    "cov_gv_pop": Var(
+        ("synapse", "population", "closure_time_ms"),
+        "float32",
+        "nS mV",
+        "covariance of g and v",
+        comment="<g_sigma v> - <g_sigma><v> over the cells of the population (computed in "
+        "float64): what the closure <g v> = <g><v> of Eqs. 17, 22, 23 drops",
+    ),
     "spike_neuron": Var(
         ("spike",), "int32", "1", "id of the spiking neuron", "excitatory: id < n_E"
     ),
@@ -193,6 +290,48 @@ _DIVERGED = Var(
     comment="1 if the model's V diverged in [T0, T); its measures are NaN",
     flags=("finite", "diverged"),
 )
+_WELCH = (
+    "Welch spectrum (Hamming segments of analysis.welch_segment_ms, 50 % overlap, segment "
+    "means removed) over [T0, T), bins up to analysis.fmax_store_Hz (MODEL.md §6.3)"
+)
+_ABOVE = "summed Welch density of the bins above analysis.fmax_store_Hz (the whole band's last bin)"
+#: per-seed diagnostics of the recordings (MODEL.md §4, §5.1), kept by compare.nc and
+#: (per seed) by the cube
+DIAGNOSTICS = {
+    "diverged_at_ms": Var(
+        ("mass",),
+        "float64",
+        "ms",
+        "time the model diverged",
+        comment="first non-finite sample of the model's V over the whole run (masses.nc holds "
+        "NaN from then on); NaN: it did not diverge",
+    ),
+    "sum_G": Var(
+        (),
+        "float64",
+        "1",
+        "input conductance ΣḠ over g_L",
+        comment="time mean over [T0, T) of sum_sigma g_hat_sigma Phi_sigma / g_L, "
+        "Phi_sigma = phi_sigma/dt (MODEL.md §5.1)",
+    ),
+    "zeta": Var(
+        (),
+        "float64",
+        "1",
+        "MFM damping ratio ζ",
+        comment="(tau_m + tau_s)/(2 sqrt(tau_m tau_s (1 + sum_G))) of the MFM's linearisation; "
+        "over-damped for zeta >= 1 (MODEL.md §5.1)",
+    ),
+    "closure_error_mV": Var(
+        ("population",),
+        "float64",
+        "mV",
+        "closure error Σ cov(g, v)/g_L",
+        comment="time mean over [T0, T) of sum_sigma (<g_sigma v> - <g_sigma><v>)/g_L over the "
+        "cells of the population (MODEL.md §4); NaN without closure recordings "
+        "(simulation.record_closures off)",
+    ),
+}
 COMPARE: dict[str, Var] = {
     "power": Var(
         ("model", "freq_Hz"),
@@ -236,6 +375,48 @@ COMPARE: dict[str, Var] = {
         comment="one-sided, H0: rho_max <= 0, with n_eff samples",
     ),
     "diverged": _DIVERGED,
+    "V_mean_mV": Var(
+        ("model",), "float64", "mV", "time mean of V", "over [T0, T); NaN if the model diverged"
+    ),
+    "V_sd_mV": Var(
+        ("model",),
+        "float64",
+        "mV",
+        "standard deviation of V",
+        comment="over [T0, T); NaN if the model diverged",
+    ),
+    "welch_power": Var(
+        ("model", "welch_freq_Hz"), "float64", "mV2 Hz-1", "Welch spectrum of V", comment=_WELCH
+    ),
+    "welch_power_above_fmax": Var(
+        ("model",), "float64", "mV2 Hz-1", "Welch density above fmax_store_Hz", comment=_ABOVE
+    ),
+    "welch_power_half": Var(
+        ("half", "welch_freq_Hz"),
+        "float64",
+        "mV2 Hz-1",
+        "Welch spectrum of a split-half mean",
+        comment=f"of V_a and V_b: {_WELCH}",
+    ),
+    "welch_power_half_above_fmax": Var(
+        ("half",), "float64", "mV2 Hz-1", "split half's density above fmax_store_Hz", comment=_ABOVE
+    ),
+    "split_half_r": Var(
+        (),
+        "float64",
+        "1",
+        "split-half correlation r",
+        comment="Pearson correlation of the split-half means V_a, V_b over [T0, T) (MODEL.md §6.3)",
+    ),
+    "rho_surrogate": Var(
+        ("mass", "surrogate"),
+        "float64",
+        "1",
+        "ρ(τ_max) of a surrogate of the model",
+        comment="largest correlation over |lag| <= analysis.max_lag_ms of LIF V with a "
+        "phase-randomised surrogate of the model's V (analysis.n_surrogates, MODEL.md §6.3)",
+    ),
+    **DIAGNOSTICS,
     **NETWORK_SCALARS,
 }
 
@@ -243,11 +424,21 @@ COMPARE: dict[str, Var] = {
 _CELL = ("p", "lam")
 _SEED = ("p", "lam", "seed")
 _FISHER_MEAN = "seeds combined by tanh(mean atanh rho)"
+_SEED_MEAN = "over [T0, T), mean over seeds; NaN if the model diverged in some seed"
 CUBE: dict[str, Var] = {
     "diverged_seed": _DIVERGED.over(
         *_SEED, comment="1 if the model's V diverged in [T0, T) in this seed; its measures are NaN"
     ),
     **{name: var.over(*_SEED) for name, var in NETWORK_SCALARS.items()},
+    **{name: var.over(*_SEED) for name, var in DIAGNOSTICS.items()},
+    "V_mean_mV": COMPARE["V_mean_mV"].over(
+        *_CELL, comment=_SEED_MEAN, extra=(("cell_methods", "seed: mean"),)
+    ),
+    "V_sd_mV": COMPARE["V_sd_mV"].over(
+        *_CELL, comment=_SEED_MEAN, extra=(("cell_methods", "seed: mean"),)
+    ),
+    "V_mean_mV_seed": COMPARE["V_mean_mV"].over(*_SEED, long_name="time mean of V per seed"),
+    "V_sd_mV_seed": COMPARE["V_sd_mV"].over(*_SEED, long_name="standard deviation of V per seed"),
     "spectrum": Var(
         (*_CELL, "model", "freq_Hz"),
         "float64",
@@ -285,24 +476,18 @@ CUBE: dict[str, Var] = {
         (*_CELL, "mass"),
         "float64",
         "1",
-        "χ² distance of spectra (Eq. 25)",
-        comment="of the LIF and model seed-mean spectra, each normalised to sum 1 "
-        "(0 = same shape, 2 = disjoint)",
+        "paper's χ² distance of spectra (Eq. 25)",
+        comment="the paper's Fig. 4 measure (MODEL.md §6.1): of the LIF and model seed-mean "
+        "periodograms, each normalised to sum 1 (0 = same shape, 2 = disjoint)",
     ),
     "chi2_p_paper": Var(
         (*_CELL, "mass"),
         "float64",
         "1",
-        "paper-style p-value of χ²",
-        comment="spectra scaled to n_samples counts, chi-square distribution with "
-        "L - 1 - empty-bin degrees of freedom",
-    ),
-    "chi2_p_perm": Var(
-        (*_CELL, "mass"),
-        "float64",
-        "1",
-        "permutation p-value of χ²",
-        comment="against n_perm relabellings of the pooled per-seed spectra (LIF vs model)",
+        "paper's p-value of χ²",
+        comment="the paper's reading (MODEL.md §6.2): spectra scaled to n_samples counts, "
+        "chi-square distribution with L - 1 - empty-bin degrees of freedom; a fixed cut on chi2 "
+        "(attributes chi2_cut_*), blind to the network's variability: no verdict uses it",
     ),
     "tau_max_ms": COMPARE["tau_max_ms"].over(
         *_CELL, comment="median over seeds", extra=(("cell_methods", "seed: median"),)
@@ -312,9 +497,10 @@ CUBE: dict[str, Var] = {
         (*_CELL, "mass"),
         "float64",
         "1",
-        "Fisher-z + Stouffer p-value of ρ > 0",
-        comment="per-seed one-sided Fisher-z p-values (H0: rho <= 0, n_eff) combined by "
-        "Stouffer's method",
+        "paper's Fisher-z + Stouffer p of ρ > 0",
+        comment="the paper's lenient reading (MODEL.md §6.2): per-seed one-sided Fisher-z "
+        "p-values (H0: rho <= 0, n_eff at tau_max) combined by Stouffer's method; it ignores "
+        "the lag search and rejects null pairs far above alpha: no verdict uses it",
     ),
     "xcorr": COMPARE["xcorr"].over(
         *_CELL, comment=f"LIF V(t) and model V(t + lag), {_FISHER_MEAN}"
@@ -323,6 +509,129 @@ CUBE: dict[str, Var] = {
     "rho_seed": COMPARE["rho_max"].over(*_SEED, comment="per seed"),
     "rho_p_seed": COMPARE["rho_p"].over(*_SEED),
     "n_eff_seed": COMPARE["n_eff"].over(*_SEED),
+    # the validation protocol (MODEL.md §6.3): the verdicts and every number behind them
+    "chi2_welch_seed": Var(
+        (*_SEED, "mass"),
+        "float64",
+        "1",
+        "χ² of Welch spectra per seed",
+        comment="Eq. 25 between the LIF and model Welch spectra of the seed, each normalised to "
+        "sum 1 over the whole band",
+    ),
+    "chi2_null_mean": Var(
+        _CELL,
+        "float64",
+        "1",
+        "seed-null χ² of the network",
+        comment="mean over seed pairs i < j of chi2 between the network's Welch spectra of "
+        "seeds i and j: its distance from itself; NaN with one seed",
+    ),
+    "equivalence_margin": Var(
+        _CELL,
+        "float64",
+        "1",
+        "equivalence margin m of χ²",
+        comment="analysis.equivalence_factor x chi2_null_mean",
+    ),
+    "equivalence_bound": Var(
+        (*_CELL, "mass"),
+        "float64",
+        "1",
+        "upper 95 % bound of mean χ² per seed",
+        comment="one-sided Student-t bound of the mean of chi2_welch_seed; spectral equivalence "
+        "is shown if it is below equivalence_margin",
+    ),
+    "difference_chi2": Var(
+        (*_CELL, "mass"),
+        "float64",
+        "1",
+        "χ² of the seed-mean Welch spectra",
+        comment="statistic of the paired difference test: Eq. 25 between the seed means of the "
+        "normalised Welch spectra of LIF and model",
+    ),
+    "difference_p": Var(
+        (*_CELL, "mass"),
+        "float64",
+        "1",
+        "paired sign-flip p-value of χ²",
+        comment="H0: model and network spectra equal; each seed's LIF and model labels swapped "
+        "or not, exact over all 2^k patterns for k <= 14 seeds (p >= 2^(1-k)), 9999 random "
+        "patterns beyond",
+    ),
+    "chi2_floor": Var(
+        _CELL,
+        "float64",
+        "1",
+        "χ² floor: split half against split half",
+        comment="mean over seeds of chi2 between the Welch spectra of the split-half means "
+        "V_a and V_b",
+    ),
+    "split_half_r_seed": COMPARE["split_half_r"].over(*_SEED),
+    "rho_ceiling": Var(
+        _CELL,
+        "float64",
+        "1",
+        "noise ceiling of ρ",
+        comment="sqrt(2 r/(1 + r)) with r = tanh(mean atanh split_half_r_seed) (Spearman-Brown), "
+        "0 for r <= 0: the best correlation a deterministic model of V can reach",
+    ),
+    "rho_level": Var(
+        _CELL,
+        "float64",
+        "1",
+        "adequacy level of ρ",
+        comment="analysis.rho_adequate x rho_ceiling",
+    ),
+    "rho_lower": Var(
+        (*_CELL, "mass"),
+        "float64",
+        "1",
+        "lower 95 % bound of ρ(τ_max)",
+        comment="one-sided Student-t bound on atanh rho_seed; rho adequacy is met if it is at "
+        "least rho_level",
+    ),
+    "rho_upper": Var(
+        (*_CELL, "mass"),
+        "float64",
+        "1",
+        "upper 95 % bound of ρ(τ_max)",
+        comment="one-sided Student-t bound on atanh rho_seed; inadequate if below rho_level",
+    ),
+    "rho_surrogate_p": Var(
+        (*_CELL, "mass"),
+        "float64",
+        "1",
+        "surrogate p-value of ρ(τ_max)",
+        comment="one-sided: mean atanh rho_seed against the means over seeds of atanh of the "
+        "phase-randomised surrogates' lag-searched maxima (compare.nc rho_surrogate)",
+    ),
+    "rho_over_ceiling": Var(
+        (*_CELL, "mass"),
+        "float64",
+        "1",
+        "ρ over its noise ceiling",
+        comment="rho / rho_ceiling; NaN for a zero ceiling",
+    ),
+    "verdict": Var(
+        (*_CELL, "mass"),
+        "int8",
+        "1",
+        "verdict of the validation protocol",
+        comment="adequate: equivalence_bound < equivalence_margin and rho_lower >= rho_level; "
+        "inadequate: any of verdict_reasons; undecided otherwise (MODEL.md §6.3)",
+        flags=("inadequate", "undecided", "adequate"),
+        flag_values=(-1, 0, 1),
+    ),
+    "verdict_reasons": Var(
+        (*_CELL, "mass"),
+        "int8",
+        "1",
+        "reasons for an inadequate verdict",
+        comment="bits: the model diverged in some seed; equivalence not shown and "
+        "difference_p <= alpha; rho_upper < rho_level; rho_surrogate_p > alpha",
+        flags=("diverged", "spectra_differ", "rho_below_level", "rho_not_above_null"),
+        flag_masks=(1, 2, 4, 8),
+    ),
 }
 
 _FIXED = {"network": NETWORK, "compare": COMPARE, "cube": CUBE}

@@ -125,7 +125,7 @@ def _norm(values, vmin=None, vmax=None, log_if_wide=False, symmetric=False):
 
 #: line styles of the significance outlines: (linestyle, colour)
 PAPER_TEST = ("--", "cyan")
-PERM_TEST = ("-", "white")
+PAIRED_TEST = ("-", "white")
 FISHER_TEST = ("-", "white")
 
 
@@ -274,16 +274,16 @@ def fig_chi2(params, cube):
     fig, axes = _heatmap_figure(
         cube, panels, "Spectral distance χ² (Eq. 25), the paper's Fig. 4", _subtitle(params)
     )
-    paper, perm = {}, {}
+    paper, paired = {}, {}
     for ax, m in zip(axes.flat, models.names(), strict=True):
         paper[m] = _outline(ax, p, lam, cube["chi2_p_paper"].sel(mass=m).values, alpha, PAPER_TEST)
-        perm[m] = _outline(ax, p, lam, cube["chi2_p_perm"].sel(mass=m).values, alpha, PERM_TEST)
+        difference_p = cube["difference_p"].sel(mass=m).values
+        paired[m] = _outline(ax, p, lam, difference_p, alpha, PAIRED_TEST)
     fig.legend(
         handles=[
             _legend_handle(PAPER_TEST, _count_text("paper χ² test", alpha, paper)),
             _legend_handle(
-                PERM_TEST,
-                _count_text(f"permutation test ({params.analysis.n_perm})", alpha, perm),
+                PAIRED_TEST, _count_text("paired sign-flip test, Welch spectra", alpha, paired)
             ),
         ],
         loc="outside lower center", fontsize="small", facecolor="0.6", framealpha=1,

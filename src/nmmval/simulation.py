@@ -40,6 +40,18 @@ def synchrony(rec: Recording, params: Params) -> float:
     )
 
 
+def _closures(rec: Recording) -> dict:
+    """The closure variables of network.nc: the recording's, or empty (MODEL.md §4)."""
+    if rec.closures is not None:
+        return rec.closures
+    return {
+        "v_pop": np.empty((2, 0)),
+        "var_v_pop": np.empty((2, 0)),
+        "g_pop": np.empty((3, 2, 0)),
+        "cov_gv_pop": np.empty((3, 2, 0)),
+    }
+
+
 def network_dataset(
     rec: Recording,
     params: Params,
@@ -69,8 +81,11 @@ def network_dataset(
     Returns
     -------
     xarray.Dataset
-        V (float32, mV), φ_E, φ_I, φ_ext, the spikes, synchrony, the rates (Hz)
-        and V̄ (mV), with the cell and the graph's sizes as global attributes.
+        V (float32, mV), φ_E, φ_I, φ_ext, the arrivals and spikes per
+        population, the split-half means, the closure diagnostics (empty
+        unless ``simulation.record_closures``), the spikes, synchrony, the
+        rates (Hz) and V̄ (mV), with the cell and the graph's sizes as global
+        attributes.
     """
     keep = params.simulation.store_spikes
     values = {
@@ -78,6 +93,10 @@ def network_dataset(
         "phi_E": rec.phi_E,
         "phi_I": rec.phi_I,
         "phi_ext": rec.phi_ext,
+        "arrivals_pop": rec.arrivals_pop,
+        "spikes_pop": rec.spikes_pop,
+        "V_half": rec.V_half_mV,
+        **_closures(rec),
         "spike_neuron": rec.spike_neuron if keep else rec.spike_neuron[:0],
         "spike_step": rec.spike_step if keep else rec.spike_step[:0],
         "synchrony": synchrony,
@@ -86,10 +105,17 @@ def network_dataset(
         "Vbar_mV": rec.Vbar_mV,
     }
     sim = params.simulation
+    time_ms = np.arange(sim.n_steps) * sim.dt_ms
     return datasets.build(
         "network",
         values,
-        coords={"time_ms": np.arange(sim.n_steps) * sim.dt_ms},
+        coords={
+            "time_ms": time_ms,
+            "closure_time_ms": time_ms if rec.closures is not None else time_ms[:0],
+            "population": ["E", "I"],
+            "synapse": ["E", "I", "ext"],
+            "half": ["a", "b"],
+        },
         attrs=datasets.global_attrs(
             params,
             p=float(p),

@@ -1,5 +1,6 @@
 rule compare:
-    """Spectra, median frequencies and lagged correlations of one cell."""
+    """Spectra, median frequencies, lagged correlations, the validation protocol's per-seed
+    pieces and the diagnostics of one cell."""
     input:
         network=f"{CELL}/network.nc",
         masses=f"{CELL}/masses.nc",

@@ -1,4 +1,4 @@
-"""The registry of comparison measures (MODEL.md §6.1).
+"""The registry of comparison measures (MODEL.md §6).
 
 A measure is a :class:`Measure` entry in :data:`MEASURES` with two pure
 functions of arrays:
@@ -13,7 +13,14 @@ Their variables are declared in :mod:`nmmval.datasets` (``COMPARE`` and
 ``CUBE``); compare and cube iterate over :data:`MEASURES` and so over the
 registered mass models: a measure is computed for the network and every model
 (dimension ``model``) or for every model against the network (``mass``).
-The science lives in :mod:`nmmval.analysis.spectra` and :mod:`nmmval.analysis.xcorr`.
+The science lives in :mod:`nmmval.analysis.spectra`, :mod:`nmmval.analysis.xcorr`
+and :mod:`nmmval.analysis.protocol`: the paper's measures and readings (§6.1,
+§6.2) and the validation protocol whose verdicts the cube reports (§6.3).
+
+Random streams (the protocol's surrogates per seed, its random sign patterns
+per cell beyond ``protocol.EXACT_MAX_K`` seeds) are keyed by the config's
+``seed``, the cell and the mass model (:func:`surrogate_rng`, :func:`sign_rng`):
+same cell, same bits.
 """
 
 from __future__ import annotations
@@ -24,12 +31,20 @@ from typing import NamedTuple
 
 import numpy as np
 
+from nmmval.analysis.protocol import (
+    combine_cell,
+    network_reference,
+    seed_rho_surrogates,
+    split_half_r,
+    welch_spectra,
+)
 from nmmval.analysis.spectra import (
     chi2_pvalue_paper,
-    chi2_pvalue_permutation,
     chi2_statistic,
+    join_above,
     median_frequency,
     power_spectrum,
+    split_at_fmax,
 )
 from nmmval.analysis.xcorr import (
     best_lag,
@@ -39,7 +54,28 @@ from nmmval.analysis.xcorr import (
     mean_rho,
     stouffer,
 )
-from nmmval.config import Params
+from nmmval.config import AnalysisParams, Params
+
+#: tags mixed into the protocol's random streams (distinct from the network's cell streams)
+_SURROGATE_STREAM = 0x7375_7272  # "surr"
+_SIGN_STREAM = 0x7369_676E  # "sign"
+
+
+def _stream(params: Params, p: float, lam: float, *key: int) -> np.random.Generator:
+    cell = (int(round(p * 1000)), int(round(lam * 1000)))
+    return np.random.default_rng(np.random.SeedSequence(params.seed, spawn_key=(*cell, *key)))
+
+
+def surrogate_rng(
+    params: Params, p: float, lam: float, seed: int, k_mass: int
+) -> np.random.Generator:
+    """The surrogates' random stream of the k-th mass model in one cell <p, λ, seed>."""
+    return _stream(params, p, lam, int(seed), k_mass, _SURROGATE_STREAM)
+
+
+def sign_rng(params: Params, p: float, lam: float, k_mass: int) -> np.random.Generator:
+    """The random sign patterns' stream of the k-th mass model's difference test in a cell."""
+    return _stream(params, p, lam, k_mass, _SIGN_STREAM)
 
 
 class Traces(NamedTuple):
@@ -54,11 +90,20 @@ class Traces(NamedTuple):
         Per model: the trace holds NaN (its measures are NaN).
     dt_ms : float
         Sampling step (ms).
+    V_a_mV, V_b_mV : numpy.ndarray of float64
+        The network's split-half means (MODEL.md §4): V over every second
+        cell of each population, and over the others.
+    surrogate_rng : callable
+        ``surrogate_rng(k)``: the random stream of the surrogates of the k-th
+        mass model (:func:`surrogate_rng` of this cell and seed).
     """
 
     V_mV: Mapping[str, np.ndarray]
     diverged: Mapping[str, bool]
     dt_ms: float
+    V_a_mV: np.ndarray
+    V_b_mV: np.ndarray
+    surrogate_rng: Callable[[int], np.random.Generator]
 
     @property
     def masses(self) -> list[str]:
@@ -89,29 +134,29 @@ class Seeds(NamedTuple):
         above ``fmax_store_Hz`` (Hz).
     n_samples : int
         Samples in the analysis window.
-    n_perm : int
-        Relabellings of the permutation χ² test.
-    perm_rng : callable
-        ``perm_rng(k)``: the random generator of the permutation test of the
-        k-th mass model of this cell (same cell, same bits).
+    analysis : nmmval.config.AnalysisParams
+        The run's ``analysis`` settings (α, equivalence factor, ρ adequacy).
+    sign_rng : callable
+        ``sign_rng(k)``: the random stream of the difference test of the
+        k-th mass model of this cell (:func:`sign_rng`), used beyond
+        ``protocol.EXACT_MAX_K`` seeds.
     """
 
     values: Mapping[str, np.ndarray]
     freq_Hz: np.ndarray
     n_samples: int
-    n_perm: int
-    perm_rng: Callable[[int], np.random.Generator]
+    analysis: AnalysisParams
+    sign_rng: Callable[[int], np.random.Generator]
 
     @property
     def bad(self) -> np.ndarray:
         """Per model (bool): diverged in at least one seed, so nothing to combine."""
         return self.values["diverged"].any(axis=0)
 
-    def power(self) -> np.ndarray:
-        """Per-seed spectra over the whole band, (seed, model, freq + 1): the stored bins
-        and the power above ``fmax_store_Hz`` as one last bin."""
-        v = self.values
-        return np.concatenate([v["power"], v["power_above_fmax"][..., None]], axis=-1)
+    def whole_band(self, name: str) -> np.ndarray:
+        """Per-seed spectra ``name`` over the whole band, shape (seed, ..., freq + 1): the
+        stored bins and the power above ``fmax_store_Hz`` (``name_above_fmax``) as one last bin."""
+        return join_above(self.values[name], self.values[f"{name}_above_fmax"])
 
 
 @dataclass(frozen=True)
@@ -129,16 +174,16 @@ def spectrum_per_seed(traces: Traces, params: Params) -> Result:
     power, tail, median = [], [], []
     for m, bad in traces.diverged.items():
         freq, P = power_spectrum(traces.finite(m), traces.dt_ms)
-        keep = freq <= params.analysis.fmax_store_Hz
-        power.append(np.where(bad, np.nan, P[keep]))
-        tail.append(np.nan if bad else P[~keep].sum())
+        kept_Hz, kept, above = split_at_fmax(freq, P, params.analysis.fmax_store_Hz)
+        power.append(np.where(bad, np.nan, kept))
+        tail.append(np.nan if bad else above)
         median.append(np.nan if bad else median_frequency(freq, P))
     values = {
         "power": np.array(power),
         "power_above_fmax": np.array(tail),
         "median_freq_Hz": np.array(median),
     }
-    return Result(values, {"freq_Hz": freq[keep]})
+    return Result(values, {"freq_Hz": kept_Hz})
 
 
 def spectrum_combine(seeds: Seeds) -> dict[str, np.ndarray]:
@@ -147,7 +192,7 @@ def spectrum_combine(seeds: Seeds) -> dict[str, np.ndarray]:
     A zero spectrum (a constant potential) stays zero; ϖ is NaN for a model
     that diverged in some seed.
     """
-    mean_power = seeds.power().mean(axis=0)
+    mean_power = seeds.whole_band("power").mean(axis=0)
     total = mean_power.sum(axis=-1)
     safe = np.where(total > 0, total, 1.0)  # a zero spectrum (constant V) stays zero
     median = np.full(mean_power.shape[0], np.nan)
@@ -164,24 +209,20 @@ def spectrum_combine(seeds: Seeds) -> dict[str, np.ndarray]:
 
 # ------------------------------------------------------------------ χ² (Eq. 25)
 def chi2_combine(seeds: Seeds) -> dict[str, np.ndarray]:
-    """χ² of the LIF and each model's seed-mean spectra, paper and permutation p (MODEL.md §6).
+    """The paper's χ² of the LIF and each model's seed-mean spectra and its p (MODEL.md §6.1-2).
 
     Over the whole band (the lumped bin above ``fmax_store_Hz`` included); NaN
     for a model that diverged in some seed.
     """
-    power = seeds.power()
-    mean_power = power.mean(axis=0)
+    mean_power = seeds.whole_band("power").mean(axis=0)
     n_mass = mean_power.shape[0] - 1
-    out = {k: np.full(n_mass, np.nan) for k in ("chi2", "chi2_p_paper", "chi2_p_perm")}
+    out = {k: np.full(n_mass, np.nan) for k in ("chi2", "chi2_p_paper")}
     for k in range(n_mass):
         m = k + 1  # the network is model 0
         if seeds.bad[m]:  # no spectrum to compare: NaN, flagged
             continue
         out["chi2"][k] = chi2_statistic(mean_power[0], mean_power[m])
         out["chi2_p_paper"][k] = chi2_pvalue_paper(mean_power[0], mean_power[m], seeds.n_samples)
-        out["chi2_p_perm"][k] = chi2_pvalue_permutation(
-            power[:, 0, :], power[:, m, :], n_perm=seeds.n_perm, rng=seeds.perm_rng(k)
-        )
     return out
 
 
@@ -226,6 +267,122 @@ def xcorr_combine(seeds: Seeds) -> dict[str, np.ndarray]:
     }
 
 
+# ------------------------------------------------------------------ mean and sd of V
+def potential_per_seed(traces: Traces, params: Params) -> Result:
+    """Time mean and sd of every model's V over [T0, T) (MODEL.md §5.1); NaN if diverged."""
+    bad = np.array(list(traces.diverged.values()))
+    V = np.array([traces.finite(m) for m in traces.V_mV])
+    return Result(
+        {
+            "V_mean_mV": np.where(bad, np.nan, V.mean(axis=-1)),
+            "V_sd_mV": np.where(bad, np.nan, V.std(axis=-1)),
+        },
+        {},
+    )
+
+
+def potential_combine(seeds: Seeds) -> dict[str, np.ndarray]:
+    """Seed means of the mean and sd of V (NaN for a model diverged in some seed), per seed."""
+    v = seeds.values
+    return {
+        "V_mean_mV": v["V_mean_mV"].mean(axis=0),
+        "V_sd_mV": v["V_sd_mV"].mean(axis=0),
+        "V_mean_mV_seed": v["V_mean_mV"],
+        "V_sd_mV_seed": v["V_sd_mV"],
+    }
+
+
+# ------------------------------------------------------------------ validation protocol
+def protocol_per_seed(traces: Traces, params: Params) -> Result:
+    """The per-seed pieces of the validation protocol (MODEL.md §6.3).
+
+    Welch spectra (``analysis.welch_segment_ms``) of every model and of the
+    split halves V_a, V_b, stored up to ``fmax_store_Hz`` with the power
+    above it in one value; the split-half correlation; and per mass model
+    the lag-searched maxima of ``analysis.n_surrogates`` phase-randomised
+    surrogates (the observed ρ(τ_max) is ``rho_max`` of :func:`xcorr_per_seed`).
+    A diverged model's values are NaN.
+    """
+    ana, dt_ms = params.analysis, traces.dt_ms
+
+    def stored(x):
+        freq, power = welch_spectra(x, dt_ms, ana.welch_segment_ms)
+        return split_at_fmax(freq, power, ana.fmax_store_Hz)
+
+    freq_Hz, power, above = stored(np.array([traces.finite(m) for m in traces.V_mV]))
+    bad = np.array(list(traces.diverged.values()))
+    power[bad], above[bad] = np.nan, np.nan
+    _, half, half_above = stored(np.array([traces.V_a_mV, traces.V_b_mV]))
+    S = ana.n_surrogates
+    surrogates = np.full((len(traces.masses), S), np.nan)
+    for k, m in enumerate(traces.masses):
+        if not traces.diverged[m]:
+            surrogates[k] = seed_rho_surrogates(
+                traces.V_mV["LIF"], traces.V_mV[m], dt_ms, ana.max_lag_ms, S,
+                traces.surrogate_rng(k),
+            )[2]  # fmt: skip
+    values = {
+        "welch_power": power,
+        "welch_power_above_fmax": above,
+        "welch_power_half": half,
+        "welch_power_half_above_fmax": half_above,
+        "split_half_r": split_half_r(traces.V_a_mV, traces.V_b_mV)[0],
+        "rho_surrogate": surrogates,
+    }
+    coords = {"welch_freq_Hz": freq_Hz, "surrogate": np.arange(S)}
+    return Result(values, coords)
+
+
+def protocol_combine(seeds: Seeds) -> dict[str, np.ndarray]:
+    """Every number behind each model's verdict in one cell, and the verdict (MODEL.md §6.3).
+
+    :func:`nmmval.analysis.protocol.combine_cell` per mass model on the
+    whole-band Welch spectra, ρ(τ_max) and τ_max of :func:`xcorr_per_seed`
+    and the surrogates; the network's own numbers (margin, floor, ceiling)
+    once per cell (:func:`nmmval.analysis.protocol.network_reference`). A
+    model diverged in some seed is inadequate (reason ``diverged``) with NaN
+    numbers.
+    """
+    v, ana = seeds.values, seeds.analysis
+    spectra = seeds.whole_band("welch_power")  # (seed, model, bin)
+    halves = seeds.whole_band("welch_power_half")  # (seed, half, bin)
+    settings = {"equivalence_factor": ana.equivalence_factor, "rho_adequate": ana.rho_adequate}
+    network = network_reference(
+        spectra[:, 0], halves[:, 0], halves[:, 1], v["split_half_r"], **settings
+    )
+    n_seed, n_mass = v["rho_max"].shape
+    per_mass = ("equivalence_bound", "difference_chi2", "difference_p", "rho_lower",
+                "rho_upper", "rho_surrogate_p", "rho_over_ceiling")  # fmt: skip
+    out = {name: np.full(n_mass, np.nan) for name in per_mass}
+    out["chi2_welch_seed"] = np.full((n_seed, n_mass), np.nan)
+    out["verdict"] = np.zeros(n_mass, dtype=np.int8)
+    out["verdict_reasons"] = np.zeros(n_mass, dtype=np.int8)
+    for k in range(n_mass):
+        verdict = combine_cell(
+            spectra[:, 0], spectra[:, k + 1], halves[:, 0], halves[:, 1],
+            v["rho_max"][:, k], v["tau_max_ms"][:, k], v["rho_surrogate"][:, k],
+            v["split_half_r"], bool(seeds.bad[k + 1]),
+            alpha=ana.alpha, rng=seeds.sign_rng(k), **settings,
+        )  # fmt: skip
+        out["chi2_welch_seed"][:, k] = verdict.chi2_k
+        out["equivalence_bound"][k] = verdict.equivalence_bound
+        out["difference_chi2"][k] = verdict.difference_statistic
+        out["difference_p"][k] = verdict.difference_p
+        out["rho_lower"][k] = verdict.rho_lower
+        out["rho_upper"][k] = verdict.rho_upper
+        out["rho_surrogate_p"][k] = verdict.surrogate_p
+        out["rho_over_ceiling"][k] = verdict.rho_over_ceiling
+        out["verdict"][k] = verdict.code
+        out["verdict_reasons"][k] = verdict.reason_mask
+    cell = ("chi2_null_mean", "chi2_floor", "rho_ceiling", "rho_level")
+    return {
+        **out,
+        **{name: np.asarray(network[name]) for name in cell},
+        "equivalence_margin": np.asarray(network["margin"]),
+        "split_half_r_seed": v["split_half_r"],
+    }
+
+
 def _nothing(traces: Traces, params: Params) -> Result:
     return Result({}, {})
 
@@ -235,4 +392,6 @@ MEASURES: tuple[Measure, ...] = (
     Measure("spectrum", spectrum_per_seed, spectrum_combine),
     Measure("chi2", _nothing, chi2_combine),
     Measure("xcorr", xcorr_per_seed, xcorr_combine),
+    Measure("potential", potential_per_seed, potential_combine),
+    Measure("protocol", protocol_per_seed, protocol_combine),
 )

@@ -1,8 +1,11 @@
 """The validation protocol (MODEL.md §6.3): per cell and model, a verdict and its numbers.
 
-Pure functions on arrays; per-seed pieces (Welch spectra, the observed and
-surrogate lag-searched correlations, the split-half correlation) can be
-computed where one seed's traces are at hand and combined per cell later.
+Pure functions on arrays, in two steps: the per-seed pieces (Welch
+spectra, the observed and surrogate lag-searched correlations, the
+split-half correlation) are computed where one seed's traces are at hand
+(the compare stage, measure ``protocol`` of :mod:`nmmval.analysis.measures`);
+:func:`combine_cell` turns one cell's stacked pieces into the verdict of a
+model (the cube). :func:`validate` runs both steps on the traces.
 
 Per cell and model, with k seeds:
 
@@ -17,9 +20,13 @@ Per cell and model, with k seeds:
 - time domain: ρ(τ_max) against phase-randomised surrogates of the model
   (:func:`seed_rho_surrogates`, :func:`surrogate_pvalue`), its seed-level
   95 % bounds (:func:`rho_bounds`) against the split-half noise ceiling
-  (:func:`noise_ceiling`); the floor of χ² (:func:`chi2_floor`);
-- the verdict (:func:`decide`, :func:`validate`, :class:`Verdict`), stored as
-  the integer codes :data:`VERDICT_FLAG_VALUES` / :data:`VERDICT_FLAG_MEANINGS`.
+  (:func:`split_half_r`, :func:`noise_ceiling_from_r`, :func:`noise_ceiling`);
+  the floor of χ² (:func:`chi2_floor`); the network's numbers of a cell
+  together: :func:`network_reference`;
+- the verdict (:func:`decide`, :func:`combine_cell`, :func:`validate`,
+  :class:`Verdict`), stored as the integer codes :data:`VERDICT_FLAG_VALUES` /
+  :data:`VERDICT_FLAG_MEANINGS` and its reasons as the bits
+  :data:`REASON_FLAG_MASKS` / :data:`REASON_FLAG_MEANINGS`.
 
 The paper's own readings (§6.2) are elsewhere
 (:func:`nmmval.analysis.spectra.chi2_pvalue_paper`; :func:`nmmval.analysis.xcorr.fisher_pvalue`
@@ -31,7 +38,10 @@ Choices the text of §6.3 leaves open, as implemented here:
 - Welch segments are Hamming-windowed with the symmetric window of §6.1,
   overlap 50 %, each segment's mean removed (``detrend="constant"``); a
   constant trace has the all-zero spectrum, exactly, as in
-  :func:`nmmval.analysis.spectra.power_spectrum`.
+  :func:`nmmval.analysis.spectra.power_spectrum`. The spectra cover the
+  whole band: bins up to ``analysis.fmax_store_Hz`` and the power above it
+  as one last bin (:func:`nmmval.analysis.spectra.join_above`), as the
+  periodograms of §6.1.
 - The difference test's statistic is Eq. 25 between the seed means of the
   *normalised* per-seed spectra: every seed weighs the same, and the test,
   like χ² itself, is about the spectral shape, not the power.
@@ -56,14 +66,17 @@ import scipy.fft
 import scipy.signal
 import scipy.stats
 
-from nmmval.analysis.spectra import _REL_TIE, _chi2_rows, _normalise
-from nmmval.analysis.xcorr import _RHO_EPS
+from nmmval.analysis.spectra import REL_TIE, chi2_rows, join_above, normalise, split_at_fmax
+from nmmval.analysis.xcorr import RHO_EPS
 
 #: Verdict codes as stored (CF ``flag_values`` / ``flag_meanings``).
 ADEQUATE, UNDECIDED, INADEQUATE = 1, 0, -1
 VERDICT_FLAG_VALUES = (INADEQUATE, UNDECIDED, ADEQUATE)
 VERDICT_FLAG_MEANINGS = "inadequate undecided adequate"
 _LABELS = {ADEQUATE: "adequate", UNDECIDED: "undecided", INADEQUATE: "inadequate"}
+#: Verdict reasons as stored: one bit each (CF ``flag_masks`` / ``flag_meanings``).
+REASON_FLAG_MEANINGS = "diverged spectra_differ rho_below_level rho_not_above_null"
+REASON_FLAG_MASKS = (1, 2, 4, 8)
 
 #: Largest number of seeds for which the difference test enumerates all 2^k sign patterns.
 EXACT_MAX_K = 14
@@ -71,6 +84,32 @@ EXACT_MAX_K = 14
 N_RANDOM_PATTERNS = 9999
 #: Real-valued elements per FFT batch of the lagged correlation (bounds memory to ~100 MB).
 _BATCH_ELEMENTS = 2**22
+
+
+def _segment_samples(n_samples: int, dt_ms: float, segment_ms: float) -> int:
+    """Samples per Welch segment: ``segment_ms`` at ``dt_ms``, at most the whole series."""
+    return max(1, min(int(round(segment_ms / dt_ms)), n_samples))
+
+
+def welch_frequencies(n_samples: int, dt_ms: float, segment_ms: float = 2000.0) -> np.ndarray:
+    """The bins of :func:`welch_spectra` for a series of ``n_samples`` (Hz, spacing 1/segment).
+
+    Parameters
+    ----------
+    n_samples : int
+        Samples of each series (the analysis window [T0, T)).
+    dt_ms : float
+        Sampling step (ms).
+    segment_ms : float, optional
+        ``analysis.welch_segment_ms``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``rfftfreq`` of one segment (Hz), up to Nyquist.
+    """
+    n_seg = _segment_samples(n_samples, dt_ms, segment_ms)
+    return np.fft.rfftfreq(n_seg, d=dt_ms * 1e-3)
 
 
 def welch_spectra(
@@ -101,7 +140,7 @@ def welch_spectra(
         row; NaN for a row with a non-finite value.
     """
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-    n_seg = max(1, min(int(round(segment_ms / dt_ms)), x.shape[-1]))
+    n_seg = _segment_samples(x.shape[-1], dt_ms, segment_ms)
     window = scipy.signal.windows.hamming(n_seg, sym=True)
     freq_Hz, power = scipy.signal.welch(
         x, fs=1e3 / dt_ms, window=window, noverlap=n_seg // 2, detrend="constant", axis=-1
@@ -126,7 +165,7 @@ def normalised_spectra(power: np.ndarray) -> np.ndarray:
         Each spectrum divided by its sum (dimensionless); a zero spectrum
         stays zero, as in :func:`nmmval.analysis.spectra.chi2_statistic`.
     """
-    return _normalise(np.asarray(power, dtype=np.float64))
+    return normalise(np.asarray(power, dtype=np.float64))
 
 
 def chi2_per_seed(power_lif: np.ndarray, power_model: np.ndarray) -> np.ndarray:
@@ -148,7 +187,7 @@ def chi2_per_seed(power_lif: np.ndarray, power_model: np.ndarray) -> np.ndarray:
     b = np.atleast_2d(np.asarray(power_model, dtype=np.float64))
     if a.shape != b.shape:
         raise ValueError(f"power_lif and power_model differ in shape ({a.shape} != {b.shape})")
-    return _chi2_rows(_normalise(a), _normalise(b))
+    return chi2_rows(normalise(a), normalise(b))
 
 
 def seed_null(power_lif: np.ndarray) -> np.ndarray:
@@ -165,9 +204,9 @@ def seed_null(power_lif: np.ndarray) -> np.ndarray:
         Eq. 25 on normalised spectra for each pair, in the order of
         ``numpy.triu_indices(k, 1)`` (dimensionless).
     """
-    p = _normalise(np.atleast_2d(np.asarray(power_lif, dtype=np.float64)))
+    p = normalise(np.atleast_2d(np.asarray(power_lif, dtype=np.float64)))
     i, j = np.triu_indices(p.shape[0], 1)
-    return _chi2_rows(p[i], p[j])
+    return chi2_rows(p[i], p[j])
 
 
 def equivalence_margin(chi2_null: np.ndarray, factor: float = 2.0) -> float:
@@ -252,8 +291,8 @@ def difference_test(
     pvalue : float
         Permutation p-value in (0, 1].
     """
-    p = _normalise(np.atleast_2d(np.asarray(power_lif, dtype=np.float64)))
-    q = _normalise(np.atleast_2d(np.asarray(power_model, dtype=np.float64)))
+    p = normalise(np.atleast_2d(np.asarray(power_lif, dtype=np.float64)))
+    q = normalise(np.atleast_2d(np.asarray(power_model, dtype=np.float64)))
     if p.shape != q.shape:
         raise ValueError(f"power_lif and power_model differ in shape ({p.shape} != {q.shape})")
     k = p.shape[0]
@@ -266,7 +305,7 @@ def difference_test(
         return np.einsum("pi,ij,pj->p", eps, gram, eps)
 
     observed = float(statistics(np.ones((1, k)))[0])
-    threshold = observed * (1 - _REL_TIE)
+    threshold = observed * (1 - REL_TIE)
     if k <= exact_max_k:
         n_ge = np.count_nonzero(statistics(sign_patterns(k)) >= threshold)
         return observed, n_ge / 2**k
@@ -315,7 +354,7 @@ def equivalence_bound(chi2_k: np.ndarray, confidence: float = 0.95) -> float:
 
 def _atanh(rho):
     """atanh of correlations clipped to (−1, 1) by 1e-15 (as in :mod:`nmmval.analysis.xcorr`)."""
-    return np.arctanh(np.clip(np.asarray(rho, dtype=np.float64), -1 + _RHO_EPS, 1 - _RHO_EPS))
+    return np.arctanh(np.clip(np.asarray(rho, dtype=np.float64), -1 + RHO_EPS, 1 - RHO_EPS))
 
 
 def rho_bounds(rho_k: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
@@ -570,19 +609,56 @@ def surrogate_pvalue(rho_k: np.ndarray, rho_surrogates: np.ndarray) -> float:
     return float((1 + np.count_nonzero(null >= observed)) / (null.size + 1))
 
 
-def noise_ceiling(v_a: np.ndarray, v_b: np.ndarray) -> tuple[np.ndarray, float]:
-    """Split-half noise ceiling of ρ (Spearman–Brown, MODEL.md §6.3).
+def split_half_r(v_a: np.ndarray, v_b: np.ndarray) -> np.ndarray:
+    """Split-half correlation r_k = corr(V_a, V_b) of each seed (MODEL.md §4, §6.3).
+
+    Parameters
+    ----------
+    v_a, v_b : array_like, shape (k, n) or (n,)
+        Split-half means of each seed (mV).
+
+    Returns
+    -------
+    numpy.ndarray, shape (k,)
+        Pearson r per seed (dimensionless; 0 if a half is constant).
+    """
+    a = _standardise_rows(np.atleast_2d(np.asarray(v_a, dtype=np.float64)))
+    b = _standardise_rows(np.atleast_2d(np.asarray(v_b, dtype=np.float64)))
+    return np.clip((a * b).mean(axis=-1), -1.0, 1.0)
+
+
+def noise_ceiling_from_r(r_k: np.ndarray) -> float:
+    """A cell's noise ceiling of ρ from its seeds' split-half correlations (MODEL.md §6.3).
 
     With V = (V_a + V_b)/2 the mean of two halves of the cells, each half
     its common part plus independent finite-N noise, the split-half
-    correlation r = corr(V_a, V_b) is the reliability of one half and
-    ``R = 2r/(1 + r)`` that of V (Spearman–Brown), so a deterministic model
-    of V correlates with V at most ``ρ_ceiling = sqrt(R)``. For r <= 0
-    (no common part found) ``ρ_ceiling = 0``. Seeds are combined through
+    correlation r is the reliability of one half and ``R = 2r/(1 + r)``
+    that of V (Spearman–Brown), so a deterministic model of V correlates
+    with V at most ``ρ_ceiling = sqrt(R)``. Seeds are combined through
     ``r̄ = tanh(mean atanh r_k)`` (§6.1's average of correlations), and the
-    cell's ceiling is ``sqrt(2r̄/(1 + r̄))``. Input the halves receive
-    separately but a model is fed in total (the external trains) counts as
-    noise here, so a model driven by the recorded input may exceed it.
+    cell's ceiling is ``sqrt(2r̄/(1 + r̄))``; for r̄ <= 0 (no common part
+    found) it is 0. Input the halves receive separately but a model is fed
+    in total (the external trains) counts as noise here, so a model driven
+    by the recorded input may exceed it.
+
+    Parameters
+    ----------
+    r_k : array_like, shape (k,)
+        Split-half correlation per seed (:func:`split_half_r`).
+
+    Returns
+    -------
+    float
+        ρ_ceiling (dimensionless, in [0, 1]).
+    """
+    r = np.tanh(_atanh(r_k).mean())
+    return float(np.sqrt(max(2.0 * r / (1.0 + r), 0.0)))
+
+
+def noise_ceiling(v_a: np.ndarray, v_b: np.ndarray) -> tuple[np.ndarray, float]:
+    """Split-half noise ceiling of ρ (Spearman–Brown, MODEL.md §6.3) from the halves' traces.
+
+    :func:`split_half_r` per seed, then :func:`noise_ceiling_from_r`.
 
     Parameters
     ----------
@@ -596,11 +672,8 @@ def noise_ceiling(v_a: np.ndarray, v_b: np.ndarray) -> tuple[np.ndarray, float]:
     rho_ceiling : float
         The cell's ceiling (dimensionless, in [0, 1]).
     """
-    a = _standardise_rows(np.atleast_2d(np.asarray(v_a, dtype=np.float64)))
-    b = _standardise_rows(np.atleast_2d(np.asarray(v_b, dtype=np.float64)))
-    r_k = np.clip((a * b).mean(axis=-1), -1.0, 1.0)
-    r = np.tanh(_atanh(r_k).mean())
-    return r_k, float(np.sqrt(max(2.0 * r / (1.0 + r), 0.0)))
+    r_k = split_half_r(v_a, v_b)
+    return r_k, noise_ceiling_from_r(r_k)
 
 
 def chi2_floor(power_a: np.ndarray, power_b: np.ndarray) -> float:
@@ -706,6 +779,12 @@ class Verdict:
         """``rho_mean / rho_ceiling`` (NaN for a zero ceiling)."""
         return self.rho_mean / self.rho_ceiling if self.rho_ceiling > 0 else float("nan")
 
+    @property
+    def reason_mask(self) -> int:
+        """The reasons as stored: the sum of their bits (:data:`REASON_FLAG_MASKS`)."""
+        bits = dict(zip(REASON_FLAG_MEANINGS.split(), REASON_FLAG_MASKS, strict=True))
+        return sum(bits[r] for r in self.reasons)
+
 
 def decide(
     *,
@@ -753,6 +832,174 @@ def decide(
     return (ADEQUATE if equivalent and rho_lower >= rho_level else UNDECIDED), ()
 
 
+def network_reference(
+    power_lif: np.ndarray,
+    power_a: np.ndarray,
+    power_b: np.ndarray,
+    split_half_r_k: np.ndarray,
+    *,
+    equivalence_factor: float = 2.0,
+    rho_adequate: float = 0.8,
+) -> dict:
+    """The network's own numbers of one cell, against which every model is judged (§6.3).
+
+    Parameters
+    ----------
+    power_lif : array_like, shape (k, L)
+        Per-seed Welch spectra of the network's V.
+    power_a, power_b : array_like, shape (k, L)
+        Per-seed Welch spectra of the split-half means V_a, V_b.
+    split_half_r_k : array_like, shape (k,)
+        Split-half correlation per seed (:func:`split_half_r`).
+    equivalence_factor, rho_adequate : float, optional
+        ``analysis.*`` settings of the same names.
+
+    Returns
+    -------
+    dict
+        ``chi2_null_mean`` (mean of :func:`seed_null`; NaN with one seed),
+        ``margin`` (:func:`equivalence_margin`), ``chi2_floor``
+        (:func:`chi2_floor`), ``split_half_r_k`` (as given), ``rho_ceiling``
+        (:func:`noise_ceiling_from_r`) and ``rho_level`` (``rho_adequate``
+        × ceiling); the fields of :class:`Verdict` of these names.
+    """
+    chi2_null = seed_null(power_lif)
+    ceiling = noise_ceiling_from_r(split_half_r_k)
+    return {
+        "chi2_null_mean": equivalence_margin(chi2_null, 1.0),
+        "margin": equivalence_margin(chi2_null, equivalence_factor),
+        "chi2_floor": chi2_floor(power_a, power_b),
+        "split_half_r_k": np.asarray(split_half_r_k, dtype=np.float64),
+        "rho_ceiling": ceiling,
+        "rho_level": rho_adequate * ceiling,
+    }
+
+
+def combine_cell(
+    power_lif: np.ndarray,
+    power_model: np.ndarray,
+    power_a: np.ndarray,
+    power_b: np.ndarray,
+    rho_k: np.ndarray,
+    tau_max_ms_k: np.ndarray,
+    rho_surrogates: np.ndarray,
+    split_half_r_k: np.ndarray,
+    diverged: bool = False,
+    *,
+    equivalence_factor: float = 2.0,
+    rho_adequate: float = 0.8,
+    alpha: float = 0.01,
+    confidence: float = 0.95,
+    rng: np.random.Generator | int | None = None,
+) -> Verdict:
+    """The verdict of one model in one cell from its seeds' pieces (MODEL.md §6.3).
+
+    A pure function of the per-seed pieces the compare stage stores; the
+    seeds' order is the same in every argument.
+
+    Parameters
+    ----------
+    power_lif, power_model : array_like, shape (k, L)
+        Per-seed Welch spectra of network and model on the same bins (the
+        whole band: :func:`nmmval.analysis.spectra.join_above`).
+    power_a, power_b : array_like, shape (k, L)
+        Per-seed Welch spectra of the split-half means V_a, V_b.
+    rho_k, tau_max_ms_k : array_like, shape (k,)
+        ρ(τ_max) (dimensionless) and τ_max (ms) of network and model per seed.
+    rho_surrogates : array_like, shape (k, S)
+        The lag-searched maxima of each seed's surrogates (:func:`seed_rho_surrogates`).
+    split_half_r_k : array_like, shape (k,)
+        Split-half correlation per seed (:func:`split_half_r`).
+    diverged : bool, optional
+        The model diverged in some seed; a non-finite spectrum or ρ of the
+        model counts too. Then the verdict is inadequate (and the cell
+        counts in every denominator of the rates reported), the model's
+        numbers are NaN and the network's (margin, floor, ceiling) are still
+        given.
+    equivalence_factor, rho_adequate, alpha : float, optional
+        ``analysis.*`` settings of the same names.
+    confidence : float, optional
+        One-sided confidence of the seed-level bounds.
+    rng : numpy.random.Generator or int or None, optional
+        Generator or seed of the random sign patterns beyond EXACT_MAX_K seeds.
+
+    Returns
+    -------
+    Verdict
+    """
+    network = network_reference(
+        power_lif,
+        power_a,
+        power_b,
+        split_half_r_k,
+        equivalence_factor=equivalence_factor,
+        rho_adequate=rho_adequate,
+    )
+    power_model = np.atleast_2d(np.asarray(power_model, dtype=np.float64))
+    rho_k = np.asarray(rho_k, dtype=np.float64).ravel()
+    tau_max_ms_k = np.asarray(tau_max_ms_k, dtype=np.float64).ravel()
+    rho_surrogates = np.atleast_2d(np.asarray(rho_surrogates, dtype=np.float64))
+    finite = all(np.isfinite(x).all() for x in (power_model, rho_k, rho_surrogates))
+    if diverged or not finite:
+        nan, nan_k = float("nan"), np.full(rho_k.size, np.nan)
+        return Verdict(
+            INADEQUATE,
+            ("diverged",),
+            chi2_k=nan_k,
+            equivalence_bound=nan,
+            difference_statistic=nan,
+            difference_p=nan,
+            rho_k=nan_k,
+            tau_max_ms_k=nan_k,
+            rho_mean=nan,
+            rho_lower=nan,
+            rho_upper=nan,
+            surrogate_p=nan,
+            alpha=alpha,
+            **network,
+        )
+    chi2_k = chi2_per_seed(power_lif, power_model)
+    bound = equivalence_bound(chi2_k, confidence)
+    statistic, p_diff = difference_test(power_lif, power_model, rng=rng)
+    rho_lower, rho_upper = rho_bounds(rho_k, confidence)
+    p_surr = surrogate_pvalue(rho_k, rho_surrogates)
+    code, reasons = decide(
+        diverged=False,
+        equivalence_bound=bound,
+        margin=network["margin"],
+        difference_p=p_diff,
+        rho_lower=rho_lower,
+        rho_upper=rho_upper,
+        rho_level=network["rho_level"],
+        surrogate_p=p_surr,
+        alpha=alpha,
+    )
+    return Verdict(
+        code,
+        reasons,
+        chi2_k=chi2_k,
+        equivalence_bound=bound,
+        difference_statistic=statistic,
+        difference_p=p_diff,
+        rho_k=rho_k,
+        tau_max_ms_k=tau_max_ms_k,
+        rho_mean=float(np.tanh(_atanh(rho_k).mean())),
+        rho_lower=rho_lower,
+        rho_upper=rho_upper,
+        surrogate_p=p_surr,
+        alpha=alpha,
+        **network,
+    )
+
+
+def _whole_band(x: np.ndarray, dt_ms: float, segment_ms: float, f_max_Hz: float | None):
+    """Per-seed Welch spectra as the compare stage stores them, rejoined (k, L)."""
+    freq_Hz, power = welch_spectra(x, dt_ms, segment_ms)
+    if f_max_Hz is None:
+        return power
+    return join_above(*split_at_fmax(freq_Hz, power, f_max_Hz)[1:])
+
+
 def validate(
     lif: np.ndarray,
     model: np.ndarray,
@@ -771,7 +1018,10 @@ def validate(
     confidence: float = 0.95,
     rng: np.random.Generator | int | None = None,
 ) -> Verdict:
-    """The whole protocol of MODEL.md §6.3 for one cell and one model.
+    """The whole protocol of MODEL.md §6.3 for one cell and one model, from the traces.
+
+    The per-seed pieces (:func:`welch_spectra`, :func:`seed_rho_surrogates`,
+    :func:`split_half_r`), then :func:`combine_cell`.
 
     Parameters
     ----------
@@ -783,11 +1033,12 @@ def validate(
         Sampling step (ms).
     diverged : bool, optional
         The model diverged in some seed; a non-finite model value counts
-        too. Then the verdict is inadequate (and the cell counts in every
-        denominator of the rates reported), the model's numbers are NaN and
-        the network's (margin, floor, ceiling) are still given.
-    segment_ms, f_max_Hz : float, optional
-        Welch segment (ms) and band (Hz) of :func:`welch_spectra`.
+        too (see :func:`combine_cell`).
+    segment_ms : float, optional
+        Welch segment (ms) of :func:`welch_spectra`.
+    f_max_Hz : float or None, optional
+        ``analysis.fmax_store_Hz``: the bins above it enter as one lumped bin,
+        as the compare stage stores them; None: every bin on its own.
     equivalence_factor, rho_adequate, alpha, max_lag_ms, n_surrogates : optional
         ``analysis.*`` settings of the same names.
     confidence : float, optional
@@ -806,74 +1057,28 @@ def validate(
     k = lif.shape[0]
     if model.shape != lif.shape:
         raise ValueError(f"lif and model differ in shape ({lif.shape} != {model.shape})")
-    _, p_lif = welch_spectra(lif, dt_ms, segment_ms, f_max_Hz)
-    chi2_null = seed_null(p_lif)
-    margin = equivalence_margin(chi2_null, equivalence_factor)
-    _, p_a = welch_spectra(v_a, dt_ms, segment_ms, f_max_Hz)
-    _, p_b = welch_spectra(v_b, dt_ms, segment_ms, f_max_Hz)
-    r_k, ceiling = noise_ceiling(v_a, v_b)
-    network = {
-        "chi2_null_mean": equivalence_margin(chi2_null, 1.0),
-        "margin": margin,
-        "chi2_floor": chi2_floor(p_a, p_b),
-        "split_half_r_k": r_k,
-        "rho_ceiling": ceiling,
-        "rho_level": rho_adequate * ceiling,
-        "alpha": alpha,
-    }
-    if diverged or not np.all(np.isfinite(model)):
-        nan, nan_k = float("nan"), np.full(k, np.nan)
-        return Verdict(
-            INADEQUATE,
-            ("diverged",),
-            chi2_k=nan_k,
-            equivalence_bound=nan,
-            difference_statistic=nan,
-            difference_p=nan,
-            rho_k=nan_k,
-            tau_max_ms_k=nan_k,
-            rho_mean=nan,
-            rho_lower=nan,
-            rho_upper=nan,
-            surrogate_p=nan,
-            **network,
-        )
-    _, p_model = welch_spectra(model, dt_ms, segment_ms, f_max_Hz)
-    chi2_k = chi2_per_seed(p_lif, p_model)
-    bound = equivalence_bound(chi2_k, confidence)
-    statistic, p_diff = difference_test(p_lif, p_model, rng=rng)
-    per_seed = [
-        seed_rho_surrogates(lif[i], model[i], dt_ms, max_lag_ms, n_surrogates, rng)
-        for i in range(k)
-    ]
-    rho_k = np.array([s[0] for s in per_seed])
-    rho_lower, rho_upper = rho_bounds(rho_k, confidence)
-    p_surr = surrogate_pvalue(rho_k, np.array([s[2] for s in per_seed]))
-    code, reasons = decide(
-        diverged=False,
-        equivalence_bound=bound,
-        margin=margin,
-        difference_p=p_diff,
-        rho_lower=rho_lower,
-        rho_upper=rho_upper,
-        rho_level=network["rho_level"],
-        surrogate_p=p_surr,
+    diverged = diverged or not np.all(np.isfinite(model))
+    spectra = [_whole_band(x, dt_ms, segment_ms, f_max_Hz) for x in (lif, model, v_a, v_b)]
+    if diverged:  # no correlation to search
+        per_seed = [(np.nan, np.nan, np.full(n_surrogates, np.nan))] * k
+    else:
+        per_seed = [
+            seed_rho_surrogates(lif[i], model[i], dt_ms, max_lag_ms, n_surrogates, rng)
+            for i in range(k)
+        ]
+    rho_k, tau_k, rho_surrogates = (np.array([s[j] for s in per_seed]) for j in range(3))
+    return combine_cell(
+        *spectra,
+        rho_k,
+        tau_k,
+        rho_surrogates,
+        split_half_r(v_a, v_b),
+        diverged,
+        equivalence_factor=equivalence_factor,
+        rho_adequate=rho_adequate,
         alpha=alpha,
-    )
-    return Verdict(
-        code,
-        reasons,
-        chi2_k=chi2_k,
-        equivalence_bound=bound,
-        difference_statistic=statistic,
-        difference_p=p_diff,
-        rho_k=rho_k,
-        tau_max_ms_k=np.array([s[1] for s in per_seed]),
-        rho_mean=float(np.tanh(_atanh(rho_k).mean())),
-        rho_lower=rho_lower,
-        rho_upper=rho_upper,
-        surrogate_p=p_surr,
-        **network,
+        confidence=confidence,
+        rng=rng,
     )
 
 

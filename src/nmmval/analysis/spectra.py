@@ -5,10 +5,16 @@ spectra P and Q are compared by Eq. 25, ``χ² = Σ_l (P_l - Q_l)²/(P_l + Q_l)`
 over all frequency bins with ``P_l + Q_l > 0``:
 
 - :func:`chi2_statistic`: on spectra normalised to sum 1 (scale-free, 0-2);
-- :func:`chi2_pvalue_paper`: the paper's reading, spectra scaled to counts
-  summing to the number of samples and χ² referred to its χ² distribution;
-- :func:`chi2_pvalue_permutation`: the same statistic against random
-  relabellings of the per-seed spectra (exchangeability of seeds under H0).
+- :func:`chi2_pvalue_paper`: the paper's reading (MODEL.md §6.2), spectra
+  scaled to counts summing to the number of samples and χ² referred to its
+  χ² distribution.
+
+The tests behind the verdicts (paired, on per-seed Welch spectra) are in
+:mod:`nmmval.analysis.protocol` (MODEL.md §6.3); the unpaired permutation of
+pooled seeds is withdrawn (§6.2). Spectra are stored up to
+``analysis.fmax_store_Hz`` with the power above it in one value
+(:func:`split_at_fmax`) and compared over the whole band with that value as
+one last bin (:func:`join_above`).
 
 Zero spectra (a constant series, e.g. a silent network whose potential has
 relaxed to rest) get finite conventions instead of NaN:
@@ -30,11 +36,9 @@ import numpy as np
 import scipy.signal
 import scipy.stats
 
-#: Permutations evaluated together in :func:`chi2_pvalue_permutation` (bounds memory).
-_PERM_CHUNK = 64
-#: Relative tolerance that counts a relabelling equal to the observed one as a tie
-#: although its statistic is summed in a different order.
-_REL_TIE = 1e-12
+#: Relative tolerance that counts a permuted statistic equal to the observed one as a
+#: tie although it is summed in a different order.
+REL_TIE = 1e-12
 
 
 def power_spectrum(x: np.ndarray, dt_ms: float) -> tuple[np.ndarray, np.ndarray]:
@@ -92,14 +96,60 @@ def median_frequency(freq_Hz: np.ndarray, power: np.ndarray) -> float:
     return float(np.asarray(freq_Hz)[np.argmax(cumulative >= 0.5 * total)])
 
 
-def _normalise(P: np.ndarray, total: float | np.ndarray = 1.0) -> np.ndarray:
-    """Rows of P scaled to sum ``total``; a row with zero sum stays zero."""
+def split_at_fmax(
+    freq_Hz: np.ndarray, power: np.ndarray, f_max_Hz: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spectra as stored: the bins up to ``f_max_Hz`` and the power above it in one value.
+
+    Parameters
+    ----------
+    freq_Hz : array_like, shape (L,)
+        Bin frequencies (Hz).
+    power : array_like, shape (..., L)
+        Spectra on these bins (any unit).
+    f_max_Hz : float
+        ``analysis.fmax_store_Hz``.
+
+    Returns
+    -------
+    freq_Hz : numpy.ndarray, shape (L_kept,)
+        The bins with f <= f_max (Hz).
+    power : numpy.ndarray, shape (..., L_kept)
+        The spectra on those bins.
+    power_above : numpy.ndarray, shape (...)
+        The summed power of the bins above f_max (0 if there are none).
+    """
+    freq_Hz = np.asarray(freq_Hz)
+    power = np.asarray(power)
+    keep = freq_Hz <= f_max_Hz
+    return freq_Hz[keep], power[..., keep], power[..., ~keep].sum(axis=-1)
+
+
+def join_above(power: np.ndarray, power_above: np.ndarray) -> np.ndarray:
+    """Stored spectra over the whole band: the power above ``fmax_store_Hz`` as one last bin.
+
+    Parameters
+    ----------
+    power : array_like, shape (..., L)
+        Spectra up to ``fmax_store_Hz`` (:func:`split_at_fmax`).
+    power_above : array_like, shape (...)
+        Their summed power above it.
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., L + 1)
+    """
+    return np.concatenate([power, np.asarray(power_above)[..., None]], axis=-1)
+
+
+def normalise(P: np.ndarray, total: float | np.ndarray = 1.0) -> np.ndarray:
+    """Rows of P scaled to sum ``total`` along the last axis; a row with zero sum stays zero."""
     s = P.sum(axis=-1, keepdims=True)
     return np.divide(P * total, s, out=np.zeros_like(P), where=s > 0)
 
 
-def _chi2_rows(P: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    """Eq. 25 along the last axis, bins with P + Q = 0 skipped."""
+def chi2_rows(P: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """Eq. 25 along the last axis of P and Q as given (not normalised), P + Q = 0 skipped."""
     s = P + Q
     d2 = (P - Q) ** 2
     return np.sum(np.divide(d2, s, out=np.zeros_like(s), where=s > 0), axis=-1)
@@ -126,7 +176,7 @@ def chi2_statistic(P: np.ndarray, Q: np.ndarray) -> float:
     Q = np.asarray(Q, dtype=np.float64)
     if P.shape != Q.shape:
         raise ValueError(f"P and Q differ in shape ({P.shape} != {Q.shape})")
-    return float(_chi2_rows(_normalise(P), _normalise(Q)))
+    return float(chi2_rows(normalise(P), normalise(Q)))
 
 
 def chi2_pvalue_paper(P: np.ndarray, Q: np.ndarray, n_samples: int) -> float:
@@ -137,7 +187,8 @@ def chi2_pvalue_paper(P: np.ndarray, Q: np.ndarray, n_samples: int) -> float:
     ``scipy.stats.chi2`` with ``L - 1 - (empty bins)`` degrees of freedom
     (Press et al. 1989, two binned data sets with equal totals). This treats
     spectral power as counts, which it is not; the p-value is therefore only
-    the paper's reading, see :func:`chi2_pvalue_permutation`.
+    the paper's reading (MODEL.md §6.2), kept labelled "paper"; the verdicts
+    use the paired tests of :mod:`nmmval.analysis.protocol`.
 
     Parameters
     ----------
@@ -158,72 +209,9 @@ def chi2_pvalue_paper(P: np.ndarray, Q: np.ndarray, n_samples: int) -> float:
     Q = np.asarray(Q, dtype=np.float64)
     if P.shape != Q.shape:
         raise ValueError(f"P and Q differ in shape ({P.shape} != {Q.shape})")
-    chi2_counts = float(_chi2_rows(_normalise(P, n_samples), _normalise(Q, n_samples)))
+    chi2_counts = float(chi2_rows(normalise(P, n_samples), normalise(Q, n_samples)))
     n_empty = int(np.count_nonzero((P + Q) == 0))
     dof = P.size - 1 - n_empty
     if dof < 1:
         return 1.0 if chi2_counts == 0 else 0.0
     return float(scipy.stats.chi2.sf(chi2_counts, dof))
-
-
-def chi2_pvalue_permutation(
-    spectra_a: np.ndarray,
-    spectra_b: np.ndarray,
-    n_perm: int = 999,
-    rng: np.random.Generator | int | None = None,
-) -> float:
-    """Permutation p-value of the χ² distance (Eq. 25) between two groups of spectra.
-
-    The statistic is :func:`chi2_statistic` of the two group means. Under H0
-    the per-seed spectra of both groups are exchangeable, so the null
-    distribution comes from ``n_perm`` random relabellings of the pooled rows
-    into groups of the original sizes; ``p = (1 + #{null >= observed}) /
-    (n_perm + 1)``, ties within a relative 1e-12 counted. The smallest
-    attainable p is ``1/(n_perm + 1)``, so α = 0.01 needs ``n_perm >= 99``
-    (and p <= α needs at most ``α(n_perm + 1) - 1`` exceedances); with few
-    seeds the number of distinct relabellings, ``C(k_a + k_b, k_a)``, bounds
-    the resolution too. The statistic itself is
-    ``chi2_statistic(spectra_a.mean(0), spectra_b.mean(0))``.
-
-    Parameters
-    ----------
-    spectra_a : array_like, shape (k_a, L)
-        One spectrum per seed of the first group (e.g. LIF).
-    spectra_b : array_like, shape (k_b, L)
-        One spectrum per seed of the second group (e.g. CFM).
-    n_perm : int, optional
-        Number of random relabellings.
-    rng : numpy.random.Generator or int or None, optional
-        Random generator or seed for :func:`numpy.random.default_rng`.
-
-    Returns
-    -------
-    float
-        Permutation p-value in ``[1/(n_perm + 1), 1]``, always finite. Group
-        means with zero total power follow :func:`chi2_statistic` (a zero
-        spectrum stays zero), so two all-zero groups give p = 1.
-    """
-    a = np.atleast_2d(np.asarray(spectra_a, dtype=np.float64))
-    b = np.atleast_2d(np.asarray(spectra_b, dtype=np.float64))
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"spectra_a and spectra_b differ in bins ({a.shape[1]} != {b.shape[1]})")
-    if n_perm < 1:
-        raise ValueError(f"n_perm: {n_perm!r} must be at least 1")
-    rng = np.random.default_rng(rng)
-    observed = chi2_statistic(a.mean(axis=0), b.mean(axis=0))
-    pooled = np.vstack([a, b])
-    k_a, k = a.shape[0], pooled.shape[0]
-    sum_all = pooled.sum(axis=0)
-    n_ge = 0
-    for start in range(0, n_perm, _PERM_CHUNK):
-        n_chunk = min(_PERM_CHUNK, n_perm - start)
-        in_a = np.zeros((n_chunk, k))
-        ranks = rng.permuted(np.tile(np.arange(k), (n_chunk, 1)), axis=1)
-        in_a[ranks < k_a] = 1.0
-        # einsum, not BLAS: tiny products, where threaded BLAS only adds overhead
-        sum_a = np.einsum("pk,kl->pl", in_a, pooled)
-        mean_a = sum_a / k_a
-        mean_b = (sum_all - sum_a) / (k - k_a)
-        null = _chi2_rows(_normalise(mean_a), _normalise(mean_b))
-        n_ge += int(np.count_nonzero(null >= observed * (1 - _REL_TIE)))
-    return (1 + n_ge) / (n_perm + 1)

@@ -21,7 +21,7 @@ import scipy.fft
 import scipy.stats
 
 #: |ρ| is clipped below 1 by this much before atanh.
-_RHO_EPS = 1e-15
+RHO_EPS = 1e-15
 #: Fraction of the series length up to which autocorrelation products enter n_eff
 #: (Pyper & Peterman 1998 truncate the Bartlett sum at lag n/5).
 _NEFF_MAX_LAG_FRACTION = 0.2
@@ -199,7 +199,7 @@ def fisher_pvalue(rho, n_eff):
     float or numpy.ndarray
         p-value(s); 0.5 for ρ = 0 (e.g. a constant series, see module notes).
     """
-    rho = np.clip(np.asarray(rho, dtype=np.float64), -1 + _RHO_EPS, 1 - _RHO_EPS)
+    rho = np.clip(np.asarray(rho, dtype=np.float64), -1 + RHO_EPS, 1 - RHO_EPS)
     z = np.arctanh(rho) * np.sqrt(np.asarray(n_eff, dtype=np.float64) - 3.0)
     p = scipy.stats.norm.sf(z)
     return float(p) if np.ndim(p) == 0 else p
@@ -241,6 +241,6 @@ def mean_rho(rhos, axis: int | None = None):
     float or numpy.ndarray
         The mean correlation (a float if ``axis`` is None).
     """
-    rhos = np.clip(np.asarray(rhos, dtype=np.float64), -1 + _RHO_EPS, 1 - _RHO_EPS)
+    rhos = np.clip(np.asarray(rhos, dtype=np.float64), -1 + RHO_EPS, 1 - RHO_EPS)
     mean = np.tanh(np.mean(np.arctanh(rhos), axis=axis))
     return float(mean) if axis is None else mean

@@ -114,6 +114,9 @@ class Wiring(NamedTuple):
         As ``split``, for the external trains.
     out_deg, ext_out_deg : ndarray, int64, (N,), (M,)
         Each neuron's and each train's out-degree (edges present), for φ.
+    out_deg_E : ndarray, int64, (N,)
+        Each neuron's edges present onto excitatory cells, for φ_σ^E (the
+        external trains project onto excitatory cells only).
     """
 
     bounds: np.ndarray
@@ -125,6 +128,7 @@ class Wiring(NamedTuple):
     ext_split: np.ndarray
     out_deg: np.ndarray
     ext_out_deg: np.ndarray
+    out_deg_E: np.ndarray
 
 
 class Neurons(NamedTuple):
@@ -204,6 +208,19 @@ class Output(NamedTuple):
         Every spike's neuron and global step, by step and neuron.
     sleeps : ndarray, int64, (≥ n_parts,)
         How often each part slept at the step barrier.
+    counts : ndarray, int64, (7, ≥ n_steps)
+        Per step (MODEL.md §4): the arrivals E→E, E→I, I→E, I→I and ext→E
+        (source type → target population, summed over the targets), then the
+        spikes of E and of I cells (:data:`COUNT_ROWS`).
+    V_half_mV : ndarray, float64, (2, ≥ n_steps)
+        The mean of v over the cells of even and of odd index (the split
+        halves a, b) at the start of each step (mV).
+    closures : ndarray, float64, (16, ≥ n_steps) or (16, 0)
+        Per step and population P ∈ {E, I} (rows 8P .. 8P + 7), sums over
+        the cells of P at the start of the step of v, v², g_E, g_I, g_ext,
+        g_E·v, g_I·v, g_ext·v (:data:`CLOSURE_ROWS`; mV, mV², nS, nS·mV),
+        with g_σ the conductance the step integrates with (arrivals of the
+        previous step included). Not recorded with 0 columns.
     """
 
     V_mV: np.ndarray
@@ -211,6 +228,23 @@ class Output(NamedTuple):
     spike_neuron: np.ndarray
     spike_step: np.ndarray
     sleeps: np.ndarray
+    counts: np.ndarray
+    V_half_mV: np.ndarray
+    closures: np.ndarray
+
+
+#: the rows of :attr:`Output.counts`
+COUNT_ROWS = (
+    "arr_E_to_E",
+    "arr_E_to_I",
+    "arr_I_to_E",
+    "arr_I_to_I",
+    "arr_ext_to_E",
+    "spk_E",
+    "spk_I",
+)
+#: the rows of :attr:`Output.closures` per population (8 each, E first)
+CLOSURE_ROWS = ("v", "v2", "g_E", "g_I", "g_ext", "g_E_v", "g_I_v", "g_ext_v")
 
 
 def chunk_count(N: int) -> int:
@@ -257,7 +291,18 @@ def wire(graph: Graph, external: Graph, n_E: int, n_parts: int) -> Wiring:
         ext_split=part_splits(external.indptr, external.indices, bounds),
         out_deg=graph.out_degree(),
         ext_out_deg=external.out_degree(),
+        out_deg_E=out_degree_onto(graph, n_E),
     )
+
+
+def out_degree_onto(graph: Graph, n_E: int) -> np.ndarray:
+    """Every source's edges present onto the targets ``0 .. n_E - 1`` (int64)."""
+    cut = part_splits(graph.indptr, graph.indices, np.array([0, n_E], dtype=np.int64))
+    stored = cut[:, 1] - cut[:, 0]
+    if not graph.complemented:
+        return stored
+    self_in = (np.arange(graph.n_sources) < n_E) & (not graph.self_loops_possible)
+    return n_E - self_in.astype(np.int64) - stored
 
 
 def new_neurons(v_mV: np.ndarray) -> Neurons:
@@ -284,15 +329,19 @@ def new_chunks(rng_state: np.ndarray) -> Chunks:
     )
 
 
-def new_output(n_steps: int, N: int, n_parts: int) -> Output:
+def new_output(n_steps: int, N: int, n_parts: int, closures: bool = False) -> Output:
     """Buffers for kernel calls of up to ``n_steps`` steps of N neurons in
-    up to ``n_parts`` parts (every cell may fire in every step)."""
+    up to ``n_parts`` parts (every cell may fire in every step); with
+    ``closures``, the closure sums are recorded too."""
     return Output(
         V_mV=np.empty(n_steps),
         phi=np.empty((3, n_steps)),
         spike_neuron=np.empty(n_steps * N, dtype=np.int32),
         spike_step=np.empty(n_steps * N, dtype=np.int32),
         sleeps=np.zeros(n_parts, dtype=np.int64),
+        counts=np.empty((len(COUNT_ROWS), n_steps), dtype=np.int64),
+        V_half_mV=np.empty((2, n_steps)),
+        closures=np.empty((2 * len(CLOSURE_ROWS), n_steps if closures else 0)),
     )
 
 
@@ -320,10 +369,14 @@ def _deliver(t, par, src, e0, e1, neurons, chunks, wiring):
 
 @numba.njit(inline="always")
 def _chunk_sum(v, lo, m):
-    """Sum of ``v[lo:lo + m]`` in a fixed order: 8 interleaved lanes (lane
-    j collects neurons lo + j, lo + j + 8, ...), added pairwise, then the
-    ``m % 8`` last neurons in order. Independent lanes let LLVM add them
-    as vectors, where one running sum would be a chain of dependent adds.
+    """Sum of ``v[lo:lo + m]`` in a fixed order, and of its even and odd
+    neurons (``lo`` is even: a multiple of :data:`CHUNK_NEURONS`).
+
+    8 interleaved lanes (lane j collects neurons lo + j, lo + j + 8, ...),
+    added pairwise, then the ``m % 8`` last neurons in order. Independent
+    lanes let LLVM add them as vectors, where one running sum would be a
+    chain of dependent adds. The even lanes are the even neurons, so the
+    split halves (MODEL.md §4) cost a few adds per chunk.
     """
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
     m8 = m - m % 8
@@ -338,9 +391,16 @@ def _chunk_sum(v, lo, m):
         a6 += v[u + np.uint64(6)]
         a7 += v[u + np.uint64(7)]
     acc = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+    even = (a0 + a2) + (a4 + a6)
+    odd = (a1 + a3) + (a5 + a7)
     for jj in range(m8, m):
-        acc += v[np.uint64(lo + jj)]
-    return acc
+        x = v[np.uint64(lo + jj)]
+        acc += x
+        if jj % 2 == 0:
+            even += x
+        else:
+            odd += x
+    return acc, even, odd
 
 
 @numba.njit(inline="always")
@@ -428,6 +488,68 @@ def update_chunk(lo, m, xb, S_E_prev, S_I_prev, compl, n_E, neurons, consts):
     return n_fire
 
 
+@numba.njit(inline="always")
+def _closure_segment(a, b, is_E, S_E, S_I, compl, neurons, consts, acc, o):
+    """Add the closure sums of neurons a .. b - 1, all of one population, to
+    ``acc[o:o + 8]`` (:func:`closure_sums`); local sums, one loop per delivery."""
+    v, g, arrivals = neurons.v_mV, neurons.g_nS, neurons.arrivals
+    s_v = s_vv = s_gE = s_gI = s_gX = s_gEv = s_gIv = s_gXv = 0.0
+    for i in range(a, b):
+        u = np.uint64(i)
+        if compl:
+            a_E, a_I = _complement_arrivals(u, is_E, S_E, S_I, neurons)
+        else:
+            a_E, a_I = _direct_arrivals(u, neurons)
+        gE = g[0, u] + a_E * consts.dg_E_nS
+        gI = g[1, u] + a_I * consts.dg_I_nS
+        gX = g[2, u] + np.float64(arrivals[2, u]) * consts.dg_ext_nS
+        vi = v[u]
+        s_v += vi
+        s_vv += vi * vi
+        s_gE += gE
+        s_gI += gI
+        s_gX += gX
+        s_gEv += gE * vi
+        s_gIv += gI * vi
+        s_gXv += gX * vi
+    acc[o] += s_v
+    acc[o + 1] += s_vv
+    acc[o + 2] += s_gE
+    acc[o + 3] += s_gI
+    acc[o + 4] += s_gX
+    acc[o + 5] += s_gEv
+    acc[o + 6] += s_gIv
+    acc[o + 7] += s_gXv
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "nsz", "arcp", "contract"})
+def closure_sums(lo, m, S_E_prev, S_I_prev, compl, n_E, neurons, consts, acc):
+    """Add the closure sums of neurons lo .. lo + m - 1 to ``acc`` (16,).
+
+    At the start of the step (before :func:`update_chunk`): per population
+    P (E: ``acc[0:8]``, I: ``acc[8:16]``) the sums of v, v², g_E, g_I,
+    g_ext, g_E·v, g_I·v, g_ext·v (:data:`CLOSURE_ROWS`), with g_σ the
+    conductance the step integrates with, as :func:`_step_neuron` forms it
+    (the previous step's arrivals added). Called only when the closures are
+    recorded (MODEL.md §4, ``simulation.record_closures``).
+
+    Compiled with reassociation allowed, so that LLVM sums in SIMD lanes:
+    then the closures cost the loop about a tenth instead of a half. The
+    sums are diagnostics that feed nothing back, and each chunk's is still
+    computed by the same code whatever the thread count, so they too are
+    the same bits at any thread count (not necessarily on another CPU).
+    """
+    S_E = np.float64(S_E_prev)
+    S_I = np.float64(S_I_prev)
+    cut = min(max(n_E, lo), lo + m)
+    if compl:
+        _closure_segment(lo, cut, True, S_E, S_I, True, neurons, consts, acc, 0)
+        _closure_segment(cut, lo + m, False, S_E, S_I, True, neurons, consts, acc, 8)
+    else:
+        _closure_segment(lo, cut, True, S_E, S_I, False, neurons, consts, acc, 0)
+        _closure_segment(cut, lo + m, False, S_E, S_I, False, neurons, consts, acc, 8)
+
+
 @numba.njit(parallel=True, cache=True)
 def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
     """Integrate ``n_steps`` steps starting at global step ``n0``.
@@ -450,14 +572,17 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
     partition of the targets gives the same counts, and no part writes to
     another's neurons); ``wiring.split`` and ``wiring.ext_split`` give each
     source's targets in each part, so that no part searches a target list.
-    Then chunk c of the part (a) sums v for V (:func:`_chunk_sum`) and draws
-    the noise of its non-refractory neurons, in neuron order, from stream
-    ``chunks.rng_state[c]``; (b) updates every neuron without branches
-    (:func:`update_chunk`, SIMD; refractory cells keep v); (c) lists its
-    spikes. After the barrier, the last part (at N = 10 000 on 2 threads the
-    smaller one) records the step, V, φ and the spikes in neuron order,
-    while the others go on: the spike lists and chunk sums are kept by step
-    parity, so the next step's writes do not touch what is being recorded.
+    Then chunk c of the part (a) sums v for V and its split halves
+    (:func:`_chunk_sum`), with ``out.closures`` columns the closure sums
+    (:func:`closure_sums`), and draws the noise of its non-refractory
+    neurons, in neuron order, from stream ``chunks.rng_state[c]``; (b)
+    updates every neuron without branches (:func:`update_chunk`, SIMD;
+    refractory cells keep v); (c) lists its spikes. After the barrier, the
+    last part (at N = 10 000 on 2 threads the smaller one) records the step,
+    V, φ, the counts per population, the split halves, the closure sums and
+    the spikes in neuron order, while the others go on: the spike lists and
+    chunk sums are kept by step parity, so the next step's writes do not
+    touch what is being recorded.
 
     The chunk layout, not the parts, fixes every random stream and the
     order of every floating-point sum, so results do not depend on the
@@ -471,14 +596,20 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
     ext_prev, ext_ptr, ext_src = drive.ext_prev, drive.ext_ptr, drive.ext_src
     kn, wn, fn = drive.zig[0], drive.zig[1], drive.zig[2]
     bounds, out_deg, ext_out_deg = wiring.bounds, wiring.out_deg, wiring.ext_out_deg
+    out_deg_E = wiring.out_deg_E
     V_out, phi_out, sleeps = out.V_mV, out.phi, out.sleeps
     spike_neuron, spike_step = out.spike_neuron, out.spike_step
+    counts_out, V_half_out, closures_out = out.counts, out.V_half_mV, out.closures
+    record_closures = closures_out.shape[1] > 0
     N = v.size
     n_E = wiring.n_E
     n_parts = bounds.size - 1
     compl = np.int64(1 if wiring.complement else 0)
     n_chunks = n_spikes.shape[1]
     chunk_sum = np.zeros((2, n_chunks))
+    half_sum = np.zeros((2, n_chunks, 2))
+    n_rows = closures_out.shape[0]
+    closure_sum = np.zeros((2, n_chunks, n_rows))
     xbuf = np.zeros((n_chunks, CHUNK_NEURONS))
     counters = np.zeros(n_parts * SLOT, dtype=np.int32)
     n_recorded = np.zeros(1, dtype=np.int64)
@@ -506,8 +637,16 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
                 lo = c * CHUNK_NEURONS
                 m = min(CHUNK_NEURONS, N - lo)
                 xb = xbuf[c]
-                # (a) V's chunk sum; the noise, sequential in neuron order
-                chunk_sum[par, c] = _chunk_sum(v, lo, m)
+                # (a) V's chunk sum (and the halves'), the closure sums; the
+                # noise, sequential in neuron order
+                total, even, odd = _chunk_sum(v, lo, m)
+                chunk_sum[par, c] = total
+                half_sum[par, c, 0] = even
+                half_sum[par, c, 1] = odd
+                if record_closures:
+                    acc = closure_sum[par, c]
+                    acc[:] = 0.0
+                    closure_sums(lo, m, S_E_prev, S_I_prev, compl, n_E, neurons, consts, acc)
                 s0, s1, s2, s3 = rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3]
                 for jj in range(m):
                     u = np.uint64(lo + jj)
@@ -531,14 +670,27 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
                 n_spikes[par, c, 1] = k_E
             n_sleep += arrive_and_wait(counters, t, n_parts, b + 1)
             if t == n_parts - 1:
-                # record the step: V, its spikes in neuron order, φ
+                # record the step: V and its halves, its spikes in neuron
+                # order, φ, the counts per population, the closure sums
                 total = 0.0
+                even = 0.0
+                odd = 0.0
                 for c in range(n_chunks):
                     total += chunk_sum[par, c]
+                    even += half_sum[par, c, 0]
+                    odd += half_sum[par, c, 1]
                 V_out[b] = total / N
+                V_half_out[0, b] = even / ((N + 1) // 2)
+                V_half_out[1, b] = odd / max(N // 2, 1)
                 arr_E = 0
                 arr_I = 0
+                arr_EE = 0
+                arr_IE = 0
+                spk_E = 0
+                spk = 0
                 for c in range(n_chunks):
+                    spk_E += n_spikes[par, c, 1]
+                    spk += n_spikes[par, c, 0]
                     for q in range(n_spikes[par, c, 0]):
                         i = spikes[par, c, q]
                         spike_neuron[n_spk] = i
@@ -546,14 +698,29 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
                         n_spk += 1
                         if i < n_E:
                             arr_E += out_deg[i]
+                            arr_EE += out_deg_E[i]
                         else:
                             arr_I += out_deg[i]
+                            arr_IE += out_deg_E[i]
                 arr_X = 0
                 for k in range(ext_ptr[b], ext_ptr[b + 1]):
                     arr_X += ext_out_deg[ext_src[k]]
                 phi_out[0, b] = arr_E / N
                 phi_out[1, b] = arr_I / N
                 phi_out[2, b] = arr_X / N
+                counts_out[0, b] = arr_EE
+                counts_out[1, b] = arr_E - arr_EE
+                counts_out[2, b] = arr_IE
+                counts_out[3, b] = arr_I - arr_IE
+                counts_out[4, b] = arr_X
+                counts_out[5, b] = spk_E
+                counts_out[6, b] = spk - spk_E
+                if record_closures:
+                    for q in range(n_rows):
+                        tot = 0.0
+                        for c in range(n_chunks):
+                            tot += closure_sum[par, c, q]
+                        closures_out[q, b] = tot
         sleeps[t] = n_sleep
         if t == n_parts - 1:
             n_recorded[0] = n_spk

@@ -36,6 +36,8 @@ import numpy as np
 from nmmval.config import Params
 from nmmval.sim.kernel import (
     CHUNK_NEURONS,
+    CLOSURE_ROWS,
+    COUNT_ROWS,
     Consts,
     Drive,
     chunk_count,
@@ -82,6 +84,21 @@ class Recording:
         Mean of V over [T0, T).
     steps_by_threads : dict
         Thread count -> steps run on it (:class:`nmmval.sim.threads.Governor`).
+    arrivals_pop : ndarray, int64, (3, 2, n_steps)
+        Type-σ (E, I, ext) spike arrivals on the cells of population P (E,
+        I) added in each step; φ_σ^P = count / N_P (:meth:`phi_pop`,
+        MODEL.md §4). ``arrivals_pop[:, :, n].sum(1) / N`` is φ_σ[n].
+    spikes_pop : ndarray, int64, (2, n_steps)
+        Spikes of the E and of the I cells in each step (A_P = n_P/(N_P·dt)).
+    V_half_mV : ndarray, float64, (2, n_steps)
+        V over the cells of even index (half a) and of odd index (half b),
+        every second cell of each population (MODEL.md §4).
+    closures : dict of str to ndarray, or None
+        With ``simulation.record_closures``, per population and step over
+        the cells of P at the start of the step: ``v_pop`` ⟨v⟩ (2, n_steps,
+        mV), ``var_v_pop`` var(v) (mV²), ``g_pop`` ⟨g_σ⟩ (3, 2, n_steps,
+        nS) and ``cov_gv_pop`` ⟨g_σ v⟩ − ⟨g_σ⟩⟨v⟩ (nS·mV), g_σ as the step
+        integrates with it; NaN for an empty population. None otherwise.
     """
 
     V_mV: np.ndarray
@@ -100,6 +117,15 @@ class Recording:
     build_s: float
     loop_s: float
     steps_by_threads: dict
+    arrivals_pop: np.ndarray
+    spikes_pop: np.ndarray
+    V_half_mV: np.ndarray
+    closures: dict | None
+
+    def phi_pop(self) -> np.ndarray:
+        """φ_σ^P, (3, 2, n_steps): :attr:`arrivals_pop` per cell of P (NaN for an empty P)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.arrivals_pop / np.array([self.n_E, self.n_I], dtype=np.float64)[:, None]
 
 
 def build_graphs(params: Params, p: float, lam: float, seed: int):
@@ -223,7 +249,10 @@ def simulate(
     # would be C-contiguous or not by its length and give the kernel two
     # signatures (two compilations, two cache loads per process); V it
     # writes in place
-    buf = new_output(BLOCK_STEPS, N, n_max)
+    pop_counts = np.empty((len(COUNT_ROWS), n_steps), dtype=np.int64)
+    V_half = np.empty((2, n_steps))
+    closures = np.empty((2 * len(CLOSURE_ROWS), n_steps if sim.record_closures else 0))
+    buf = new_output(BLOCK_STEPS, N, n_max, closures=sim.record_closures)
     spikes_n, spikes_s = [], []
     label = f"nmmval simulate p={p:g} lam={lam:g} seed={seed}"  # of every line printed
     governor = Governor(n_max, log=sys.stderr if progress else None, prefix=label)
@@ -261,6 +290,9 @@ def simulate(
                     n_threads, m, time.perf_counter() - t_seg, int(buf.sleeps[:n_threads].sum())
                 )
                 phi[:, start + a : start + a + m] = buf.phi[:, :m]
+                pop_counts[:, start + a : start + a + m] = buf.counts[:, :m]
+                V_half[:, start + a : start + a + m] = buf.V_half_mV[:, :m]
+                closures[:, start + a : start + a + m] = buf.closures[:, :m]
                 spikes_n.append(buf.spike_neuron[:k].copy())
                 spikes_s.append(buf.spike_step[:k].copy())
                 a += m
@@ -283,6 +315,9 @@ def simulate(
     in_window = spike_step >= n0
     window_s = (n_steps - n0) * sim.dt_ms * 1e-3
     n_I = N - n_E
+    # COUNT_ROWS' arrivals E→E, E→I, I→E, I→I, ext→E are (σ, P) in C order; ext→I is 0
+    arrivals_pop = np.zeros((3, 2, n_steps), dtype=np.int64)
+    arrivals_pop.reshape(6, n_steps)[:5] = pop_counts[:5]
     n_spk_E = int(np.count_nonzero(spike_neuron[in_window] < n_E))
     n_spk_I = int(np.count_nonzero(in_window)) - n_spk_E
     return Recording(
@@ -302,4 +337,24 @@ def simulate(
         build_s=build_s,
         loop_s=loop_s,
         steps_by_threads=dict(governor.steps_by_threads),
+        arrivals_pop=arrivals_pop,
+        spikes_pop=pop_counts[5:7],
+        V_half_mV=V_half,
+        closures=_closure_means(closures, n_E, n_I) if sim.record_closures else None,
     )
+
+
+def _closure_means(sums: np.ndarray, n_E: int, n_I: int) -> dict:
+    """The closure diagnostics of :class:`Recording` from the kernel's sums
+    (:data:`nmmval.sim.kernel.CLOSURE_ROWS` per population, E then I)."""
+    q = len(CLOSURE_ROWS)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.stack([sums[:q] / n_E, sums[q:] / n_I])  # (P, row, step)
+    v = mean[:, 0]
+    g = mean[:, 2:5]  # (P, σ, step)
+    return {
+        "v_pop": v,
+        "var_v_pop": mean[:, 1] - v * v,
+        "g_pop": g.transpose(1, 0, 2),
+        "cov_gv_pop": (mean[:, 5:8] - g * v[:, None]).transpose(1, 0, 2),
+    }
