@@ -27,6 +27,8 @@ def raw_quick() -> dict:
         ("neuron.v_reset_mV=-45", "neuron.v_reset_mV: -45 must be below neuron.v_th_mV = -50.0"),
         ("simulation.T0_ms=5000", "simulation.T0_ms: 5000 must be below simulation.T_ms = 3000.0"),
         ("grid.p=[0.0125]", "grid.p: 0.0125 has more than 3 decimals"),
+        ("masses.pdm_v_min_mV=-60", "masses.pdm_v_min_mV: -60 must be below neuron.v_reset_mV"),
+        ("masses.pdm_n_bins=1", "masses.pdm_n_bins: 1 is not in [2, 100000]"),
         ("run=a/b", "run: 'a/b' does not match"),
     ],
 )
@@ -52,7 +54,12 @@ def test_defaults_filled_from_schema():
     params = config.from_dict(raw)
     assert params.masses.tau_s_ms == 5.0
     assert params.network.tau_I_ms == 7.0
-    assert params.resolved["masses"] == {"tau_s_ms": 5.0}
+    assert params.resolved["masses"] == {
+        "tau_s_ms": 5.0,
+        "pdm_n_bins": 200,
+        "pdm_v_min_mV": None,
+        "pdm_boundary_correction": True,
+    }
 
 
 def test_params_are_frozen_and_typed(quick_params):

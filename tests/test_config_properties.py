@@ -58,6 +58,12 @@ def _dotted(path) -> str:
     return ".".join(map(str, path))
 
 
+def _kind(sub: dict) -> str | None:
+    """The schema type of a key; of a nullable one (``[number, "null"]``) the non-null type."""
+    kind = sub.get("type")
+    return next(k for k in kind if k != "null") if isinstance(kind, list) else kind
+
+
 def _bounds(sub: dict):
     lo = sub.get("minimum", sub.get("exclusiveMinimum"))
     hi = sub.get("maximum", sub.get("exclusiveMaximum"))
@@ -66,7 +72,7 @@ def _bounds(sub: dict):
 
 def _number(sub: dict) -> st.SearchStrategy:
     lo, hi = _bounds(sub)
-    if sub["type"] == "integer":
+    if _kind(sub) == "integer":
         lo = 0 if lo is None else lo + (1 if "exclusiveMinimum" in sub else 0)
         hi = 2**40 if hi is None else hi - (1 if "exclusiveMaximum" in sub else 0)
         return st.integers(lo, hi)
@@ -86,7 +92,10 @@ def _section(name: str, draw, skip=()) -> dict:
     for key, sub in SCHEMA["properties"][name]["properties"].items():
         if key in skip or not draw(st.booleans()):
             continue
-        out[key] = draw(st.booleans()) if sub["type"] == "boolean" else draw(_number(sub))
+        if isinstance(sub["type"], list) and draw(st.booleans()):
+            out[key] = None  # a nullable key's null
+            continue
+        out[key] = draw(st.booleans()) if _kind(sub) == "boolean" else draw(_number(sub))
     return out
 
 
@@ -124,9 +133,16 @@ def valid_configs(draw) -> dict:
         if draw(st.booleans()):
             sim["store_spikes"] = draw(st.booleans())
         cfg["simulation"] = sim
-    for name in ("masses", "analysis"):
+    if draw(st.booleans()):
+        # the PDM's lower boundary, if a number, below the v_reset in effect
+        masses = _section("masses", draw, skip=("pdm_v_min_mV",))
         if draw(st.booleans()):
-            cfg[name] = _section(name, draw)
+            v_reset = cfg.get("neuron", {}).get("v_reset_mV", -60.0)
+            v_min = st.floats(-1000, v_reset, exclude_max=True)
+            masses["pdm_v_min_mV"] = draw(st.none() | v_min)
+        cfg["masses"] = masses
+    if draw(st.booleans()):
+        cfg["analysis"] = _section("analysis", draw)
     if draw(st.booleans()):
         cells = st.fixed_dictionaries(
             {"p": st.sampled_from(grid["p"]), "lam": st.sampled_from(grid["lam"])}
@@ -156,7 +172,7 @@ def test_every_valid_config_passes(cfg):
 # ------------------------------------------------------------------ invalid values
 def _bad_values(sub: dict) -> st.SearchStrategy:
     """Values that break the subschema: out of range or of the wrong type."""
-    kind = sub.get("type")
+    kind = _kind(sub)
     options = []
     if kind in ("number", "integer"):
         lo, hi = _bounds(sub)
@@ -247,7 +263,7 @@ def test_missing_required_key_of_a_diagnostic_cell_is_named():
         config.validate(cfg)
 
 
-NUMBER_KEYS = [p for p, (sub, _) in sorted(KEYS.items()) if sub.get("type") == "number"]
+NUMBER_KEYS = [p for p, (sub, _) in sorted(KEYS.items()) if _kind(sub) == "number"]
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])

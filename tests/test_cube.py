@@ -45,6 +45,8 @@ def _seeds(diverged=None) -> Seeds:
         "sum_G": np.array([0.2, 0.3, 0.4]),
         "zeta": np.array([1.1, 1.05, 1.0]),
         "closure_error_mV": rng.uniform(-1, 1, (N_SEEDS, 2)),
+        "pdm_rate_rel_error": np.array([[0.1, np.nan], [-0.2, np.nan], [0.4, np.nan]]),
+        "pdm_rate_corr": np.array([[0.5, np.nan], [0.7, np.nan], [0.6, np.nan]]),
         "synchrony": np.array([0.1, np.nan, 0.3]),
         "rate_E_Hz": np.array([1.0, 2.0, 3.0]),
         "rate_I_Hz": np.array([0.0, 0.5, 1.0]),
@@ -95,9 +97,18 @@ def test_combine_follows_model_md_section_6():
                             ("V_mean_mV_seed", "V_mean_mV"), ("split_half_r_seed", "split_half_r"),
                             ("sum_G", "sum_G"), ("zeta", "zeta"),
                             ("closure_error_mV", "closure_error_mV"),
+                            ("pdm_rate_rel_error_seed", "pdm_rate_rel_error"),
+                            ("pdm_rate_corr_seed", "pdm_rate_corr"),
                             ("diverged_at_ms", "diverged_at_ms")]:  # fmt: skip
         np.testing.assert_array_equal(out[cube_name], v[name])
     np.testing.assert_allclose(out["V_sd_mV"], v["V_sd_mV"].mean(axis=0))
+    # the PDM's rate check: mean relative error, Fisher-z mean correlation; an empty I
+    # population (NaN in every seed) stays NaN
+    assert out["pdm_rate_rel_error"][0] == pytest.approx(0.1, rel=1e-14)
+    assert out["pdm_rate_corr"][0] == pytest.approx(
+        math.tanh(np.mean(np.arctanh([0.5, 0.7, 0.6]))), rel=1e-14
+    )
+    assert np.isnan(out["pdm_rate_rel_error"][1]) and np.isnan(out["pdm_rate_corr"][1])
 
 
 def test_a_model_diverged_in_one_seed_has_nan_measures_only_for_itself():

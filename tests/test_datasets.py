@@ -44,6 +44,8 @@ def test_masses_layout_is_the_registry():
     for m in models.registered():
         assert table[m.variable].long_name == m.long_name
         assert table[m.variable].dims == ("time_ms",) and table[m.variable].units == "mV"
+    for name, var in table.items():  # extra traces: time last (the divergence rule cuts it)
+        assert var.dims[-1] == "time_ms" and set(var.dims) <= set(COORDS), name
 
 
 def _network(n=5):

@@ -4,9 +4,10 @@ Each case runs ``nmmval simulate -> masses -> compare`` through the CLI entry
 point (:func:`nmmval.cli.main`, in process to save the interpreter start-up)
 on a small network, and checks every stored variable of the three files: all
 finite, except ``synchrony``, which is NaN exactly when no spike train has two
-spikes in [T0, T) (MODEL.md §6), and ``diverged_at_ms``, NaN as no model
-diverges. The conventions for a constant series (a silent network relaxed to
-rest) are those of :mod:`nmmval.analysis.spectra` and
+spikes in [T0, T) (MODEL.md §6), ``diverged_at_ms``, NaN as no model
+diverges, and the PDM's rate check, NaN for a population without a spike (or a
+constant binned rate, for the correlation). The conventions for a constant
+series (a silent network relaxed to rest) are those of :mod:`nmmval.analysis.spectra` and
 :mod:`nmmval.analysis.xcorr`: median frequency 0 Hz, χ² 0 between two zero spectra and
 1 against a non-zero one, ρ = 0, τ_max = 0 ms, Fisher p = 0.5, n_eff = n.
 """
@@ -20,7 +21,7 @@ import pytest
 import scipy.stats
 import xarray as xr
 
-from nmmval import cli, config
+from nmmval import cli, config, models
 from nmmval.analysis.protocol import difference_test
 from nmmval.analysis.spectra import (
     chi2_pvalue_paper,
@@ -29,6 +30,7 @@ from nmmval.analysis.spectra import (
     power_spectrum,
 )
 from nmmval.analysis.xcorr import best_lag, effective_n, fisher_pvalue, lagged_correlation, stouffer
+from nmmval.datasets import PDM_RATE
 from nmmval.sim.lif import simulate
 
 from conftest import ROOT
@@ -36,7 +38,7 @@ from conftest import ROOT
 CONFIG = ROOT / "config" / "config.yaml"
 SMALL = ["network.N=200", "simulation.T_ms=400", "simulation.T0_ms=100"]
 #: no external drive, no noise: nobody ever fires; T0 long enough for every
-#: potential (LIF, CFM, MFM) to settle to rest exactly, so all three are constant
+#: potential (LIF and every mass model) to settle to rest exactly, so all are constant
 SILENT = [
     "network.N=50",
     "network.g_hat_ext_nSms=0",
@@ -90,6 +92,21 @@ def _two_spikes_in_a_train(net: xr.Dataset) -> bool:
     return bool((counts >= 2).any())
 
 
+def _pdm_rate_undefined(name, net, mas) -> np.ndarray:
+    """Per population, where the PDM's rate check has no value: the relative error
+    without a spike of the network in [T0, T) (a population without cells has none),
+    the correlation also where the PDM's binned rate is constant (MODEL.md §5.2)."""
+    params = config.from_json(net.attrs["config"])
+    n0 = params.simulation.n0_steps
+    silent = ~net["spikes_pop"].values[:, n0:].any(axis=1)
+    if name == "pdm_rate_rel_error":
+        return silent
+    k = max(1, round(params.analysis.rate_bin_ms / params.simulation.dt_ms))
+    r = mas["r_pdm"].values[:, n0:]
+    binned = r[:, : r.shape[1] // k * k].reshape(2, -1, k).mean(axis=-1)
+    return silent | ~(np.ptp(binned, axis=1) > 0)
+
+
 def _check_finite(net, mas, cmp):
     """Every numeric variable finite, synchrony NaN exactly without a two-spike train."""
     for ds in (net, mas, cmp):
@@ -104,9 +121,11 @@ def _check_finite(net, mas, cmp):
                 assert np.isnan(values).all() and not cmp["diverged"].values.any(), name
                 continue
             if "population" in var.dims:  # NaN exactly for a population without cells
-                empty = np.equal([net.attrs["n_E"], net.attrs["n_I"]], 0)
+                undefined = np.equal([net.attrs["n_E"], net.attrs["n_I"]], 0)
+                if name in PDM_RATE:
+                    undefined = _pdm_rate_undefined(name, net, mas)
                 per_pop = np.moveaxis(np.isnan(values), var.dims.index("population"), 0)
-                for P, none in enumerate(empty):
+                for P, none in enumerate(undefined):
                     assert per_pop[P].all() if none else not per_pop[P].any(), (name, P)
                 continue
             assert np.isfinite(values).all(), f"{name} has NaN or inf"
@@ -140,7 +159,7 @@ def test_silent_network_constant_potentials_take_the_conventions(tmp_path):
     assert net.attrs["n_spikes"] == 0
     assert math.isnan(float(net["synchrony"]))
     n0 = config.from_json(net.attrs["config"]).simulation.n0_steps
-    for v in (net["V"], mas["V_cfm"], mas["V_mfm"]):
+    for v in (net["V"], *(mas[m.variable] for m in models.registered())):
         assert np.ptp(v.values[n0:]) == 0.0, "the setup must give constant potentials"
     # zero spectra: median 0 Hz; rho 0 at every lag, tau_max 0 ms, p 0.5, n_eff = n
     assert not cmp["power"].values.any() and not cmp["power_above_fmax"].values.any()

@@ -48,16 +48,46 @@ def test_registry_holds_cfm_then_mfm():
         models.register(cfm.MODEL)
 
 
+def _random_drive(params, n, n_E=800, n_I=200):
+    """Random arrivals (per population, and their N-weighted mean) and spike counts."""
+    rng = np.random.default_rng(3)
+    phi_pop = rng.poisson(1.0, (3, 2, n)) / 1000
+    phi_pop[2, 1] = 0.0  # no external input to I cells
+    phi = (n_E * phi_pop[:, 0] + n_I * phi_pop[:, 1]) / (n_E + n_I)
+    spikes = rng.poisson(0.5, (2, n))
+    return Drive(
+        dict(zip(models.SYNAPSE_TYPES, phi, strict=True)),
+        params.simulation.dt_ms,
+        -57.0,
+        phi_pop,
+        spikes,
+        n_E,
+        n_I,
+    )
+
+
 @pytest.mark.parametrize("model", models.registered(), ids=models.names())
 def test_every_model_takes_the_common_signature(params, model):
-    """Every registered model: V in mV, float64, one value per step, starting at V̄."""
-    rng = np.random.default_rng(3)
+    """Every registered model: V in mV, float64, one value per step, finite; its
+    declared extra traces, time last; the Freeman models start at V̄, the
+    others at the network's initial mean (v_reset + v_th)/2 (MODEL.md §5)."""
     n = 500
-    phi = {s: rng.poisson(1.0, n) / 1000 for s in models.SYNAPSE_TYPES}
-    out = model.run(Drive(phi, params.simulation.dt_ms, -57.0), params)
+    out = model.run(_random_drive(params, n), params)
     assert out.V_mV.dtype == np.float64 and out.V_mV.shape == (n,)
-    assert out.V_mV[0] == -57.0 and np.isfinite(out.V_mV).all()
+    assert np.isfinite(out.V_mV).all()
+    neu = params.neuron
+    start = -57.0 if model.name in ("CFM", "MFM") else (neu.v_reset_mV + neu.v_th_mV) / 2
+    assert out.V_mV[0] == pytest.approx(start, abs=1e-3)
     assert set(out.extra) == set(model.extra)
+    for name, trace in out.extra.items():
+        assert trace.shape[-1] == n and trace.ndim == len(model.extra[name].dims), name
+
+
+@pytest.mark.parametrize("model", models.registered()[2:], ids=models.names()[2:])
+def test_the_ladder_needs_the_per_population_recordings(params, model):
+    phi = _constant_phi(params, (0.01, 0.01, 0.01), 10)
+    with pytest.raises(ValueError, match=f"{model.name}: the drive has no per-population"):
+        model.run(Drive(phi, params.simulation.dt_ms, -57.0), params)
 
 
 def test_step_input_matches_discrete_closed_form():

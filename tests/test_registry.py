@@ -22,6 +22,8 @@ from nmmval.models import Drive, MassModel, Output
 from conftest import ROOT
 
 CELL = {"p": 0.2, "lam": 0.8, "seed": 0}
+#: the models registered by nmmval itself
+MASSES = ["CFM", "MFM", "CBM", "CBM-R", "PDM"]
 TINY = {
     "run": "toy",
     "grid": {"p": [CELL["p"]], "lam": [CELL["lam"]], "seeds": [CELL["seed"]]},
@@ -43,7 +45,7 @@ TOY = MassModel(
     run=constant_vbar,
     long_name="toy potential V = Vbar",
     comment="a test's model: the network's time-mean potential, constant",
-    colour="tab:green",
+    colour="tab:gray",
     extra={"phi_toy": Var(("time_ms",), "float32", "1", "summed spike arrivals per neuron")},
 )
 
@@ -98,8 +100,8 @@ def test_registered_toy_model_runs_through_every_stage(toy, run_dir):
     np.testing.assert_array_equal(mas["phi_toy"].values, total.astype(np.float32))
     # compare.nc and the cube: a row of model and of mass, measured like the others
     for ds in (cmp, cube):
-        assert list(ds["model"].values) == ["LIF", "CFM", "MFM", "TOY"]
-        assert list(ds["mass"].values) == ["CFM", "MFM", "TOY"]
+        assert list(ds["model"].values) == ["LIF", *MASSES, "TOY"]
+        assert list(ds["mass"].values) == [*MASSES, "TOY"]
     # a constant potential takes the conventions: zero spectrum, median 0 Hz, rho 0, chi2 1
     toy_cmp = cmp.sel(model="TOY", mass="TOY")
     assert not toy_cmp["power"].values.any()
@@ -109,7 +111,7 @@ def test_registered_toy_model_runs_through_every_stage(toy, run_dir):
     assert "model=TOY" in cube.attrs["constant_potential_cells"]
     # every measure has a row per model (or mass model) in the cube
     for name, var in cube.data_vars.items():
-        for dim, n in (("model", 4), ("mass", 3)):
+        for dim, n in (("model", len(MASSES) + 2), ("mass", len(MASSES) + 1)):
             assert dim not in var.dims or cube.sizes[dim] == n, name
     # figures: a panel per mass model, the toy's included, and the diagnostic page
     root, config = run_dir

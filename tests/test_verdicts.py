@@ -5,9 +5,11 @@ A cell's network.nc is made by hand (no simulation): V_a, V_b = common part plus
 independent noise of each half, V = (V_a + V_b)/2, constant spike arrivals φ_σ
 and constant closure covariances, over T = 4 s at dt = 1 ms (analysis window
 [1 s, 4 s), Welch segments of 500 ms, spectra stored to 200 Hz of Nyquist's
-500 Hz so that the lumped bin counts), 8 seeds. Its masses.nc holds the first
-mass model equal to the network's V (adequate) and the others independent
-OU traces of the same spectrum (not above the surrogate null: inadequate).
+500 Hz so that the lumped bin counts), 8 seeds, with Poisson spike counts per
+population. Its masses.nc holds the first mass model equal to the network's V
+(adequate) and the others independent OU traces of the same spectrum (not
+above the surrogate null: inadequate), and the PDM's rate 1.1 times the
+network's.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ PHI = {"E": 0.01, "I": 0.002, "ext": 0.005}
 #: ⟨g_σ v⟩ − ⟨g_σ⟩⟨v⟩ (nS·mV) of (E, I, ext) × (E, I) in the window; 100 before it
 COV = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
 DIVERGED = {"seed": 3, "at_ms": 2500.0}
+#: population sizes, rates (Hz) of the synthetic spike counts, the PDM's rate over the network's
+N_POP, RATE_HZ, PDM_GAIN = (800, 200), (5.0, 10.0), 1.1
 BIT = dict(zip(REASON_FLAG_MEANINGS.split(), REASON_FLAG_MASKS, strict=True))
 
 
@@ -82,9 +86,15 @@ def _recordings(params, seed, diverge=False, closures=True):
     cov = np.repeat(COV[..., None], n, axis=-1)
     cov[..., : sim.n0_steps] = 100.0  # before T0: not in the closure error
     closure_t = t_ms if closures else t_ms[:0]
+    spikes = rng.poisson(np.multiply(N_POP, RATE_HZ)[:, None] * dt * 1e-3, (2, n))
     network = xr.Dataset(
         {
             "V": ("time_ms", V),
+            "arrivals_pop": (
+                ("synapse", "population", "time_ms"),
+                np.zeros((3, 2, n), dtype=np.int32),
+            ),
+            "spikes_pop": (("population", "time_ms"), spikes.astype(np.int32)),
             **{f"phi_{s}": ("time_ms", np.full(n, phi)) for s, phi in PHI.items()},
             "V_half": (("half", "time_ms"), halves.astype(np.float32)),
             "cov_gv_pop": (
@@ -92,8 +102,8 @@ def _recordings(params, seed, diverge=False, closures=True):
                 cov[..., : closure_t.size].astype(np.float32),
             ),
             "synchrony": 0.5,
-            "rate_E_Hz": 5.0,
-            "rate_I_Hz": 10.0,
+            "rate_E_Hz": RATE_HZ[0],
+            "rate_I_Hz": RATE_HZ[1],
             "Vbar_mV": float(V[sim.n0_steps :].mean()),
         },
         coords={
@@ -103,7 +113,7 @@ def _recordings(params, seed, diverge=False, closures=True):
             "population": ["E", "I"],
             "synapse": ["E", "I", "ext"],
         },
-        attrs={**CELL, "seed": seed},
+        attrs={**CELL, "seed": seed, "n_E": N_POP[0], "n_I": N_POP[1]},
     )
     traces = [V] + [-60.0 + _ou(rng, n, 20.0, dt) for _ in models.registered()[1:]]
     traces = [np.asarray(v, dtype=np.float32) for v in traces]
@@ -113,6 +123,9 @@ def _recordings(params, seed, diverge=False, closures=True):
         {m.variable: ("time_ms", v) for m, v in zip(models.registered(), traces, strict=True)},
         coords={"time_ms": t_ms},
     )
+    # the PDM's rate: PDM_GAIN times the network's, exactly (its mean and its correlation known)
+    A_Hz = network["spikes_pop"].values / (np.array(N_POP)[:, None] * dt * 1e-3)
+    masses["r_pdm"] = (("population", "time_ms"), (PDM_GAIN * A_Hz).astype(np.float32))
     return network, masses
 
 
@@ -234,6 +247,12 @@ def test_cube_verdicts_follow_the_known_truth(params, run):
     np.testing.assert_allclose(ds["V_mean_mV"], ds["V_mean_mV_seed"].mean("seed"), rtol=1e-15)
     assert ds["sum_G"].dims == ("seed",) and ds["closure_error_mV"].dims == ("seed", "population")
     assert "seed=0001" in ds["closure_error_mV"].attrs["nan_cells"]
+    # the PDM's rate check per seed and as cell means: r = 1.1 A exactly (float32)
+    assert ds["pdm_rate_rel_error_seed"].dims == ("seed", "population")
+    np.testing.assert_allclose(ds["pdm_rate_rel_error_seed"], PDM_GAIN - 1, rtol=1e-6)
+    np.testing.assert_allclose(ds["pdm_rate_rel_error"], PDM_GAIN - 1, rtol=1e-6)
+    np.testing.assert_allclose(ds["pdm_rate_corr_seed"], 1.0, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ds["pdm_rate_corr"], 1.0, rtol=0, atol=1e-6)
 
 
 def test_a_diverged_model_is_inadequate_and_the_network_numbers_stay(params, run):

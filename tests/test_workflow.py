@@ -143,8 +143,8 @@ def test_tiny_run_produces_the_cube_and_every_figure(tiny_run):
         "p": 2,
         "lam": 2,
         "seed": 2,
-        "model": 3,
-        "mass": 2,
+        "model": 6,
+        "mass": 5,
         "freq_Hz": cube.sizes["freq_Hz"],
         "lag_ms": 2001,
         "welch_freq_Hz": cube.sizes["welch_freq_Hz"],
@@ -152,8 +152,8 @@ def test_tiny_run_produces_the_cube_and_every_figure(tiny_run):
     }
     np.testing.assert_allclose(cube["p"], grid["p"])
     np.testing.assert_allclose(cube["lam"], grid["lam"])
-    assert list(cube["model"].values) == ["LIF", "CFM", "MFM"]
-    assert list(cube["mass"].values) == ["CFM", "MFM"]
+    assert list(cube["model"].values) == ["LIF", "CFM", "MFM", "CBM", "CBM-R", "PDM"]
+    assert list(cube["mass"].values) == ["CFM", "MFM", "CBM", "CBM-R", "PDM"]
     # 800 ms window at 0.1 ms: rfft bins every 1.25 Hz up to 1000 Hz
     np.testing.assert_allclose(np.diff(cube["freq_Hz"].values), 1.25)
     assert cube["freq_Hz"].values[-1] <= 1000.0
@@ -185,7 +185,8 @@ def test_tiny_run_produces_the_cube_and_every_figure(tiny_run):
             "diverged_at_ms",
         ],
         ("p", "lam"): ["equivalence_margin", "chi2_floor", "rho_ceiling"],
-        ("p", "lam", "seed", "population"): ["closure_error_mV"],
+        ("p", "lam", "seed", "population"): ["closure_error_mV", "pdm_rate_rel_error_seed"],
+        ("p", "lam", "population"): ["pdm_rate_rel_error", "pdm_rate_corr"],
         ("p", "lam", "mass", "lag_ms"): ["xcorr"],
     }
     for dims, names in expected.items():
@@ -204,8 +205,10 @@ def test_tiny_run_produces_the_cube_and_every_figure(tiny_run):
 
     # NaN only where flagged, and only where a quantity may be undefined: synchrony (no
     # train with two spikes), no divergence, no closure recordings (tiny.yaml records none),
-    # a zero noise ceiling
-    may_be_nan = ("synchrony", "diverged_at_ms", "closure_error_mV", "rho_over_ceiling")
+    # a zero noise ceiling, the PDM's rate check of an empty (lam = 1) or silent population
+    may_be_nan = ("synchrony", "diverged_at_ms", "closure_error_mV", "rho_over_ceiling",
+                  "pdm_rate_rel_error", "pdm_rate_corr", "pdm_rate_rel_error_seed",
+                  "pdm_rate_corr_seed")  # fmt: skip
     for name, var in cube.data_vars.items():
         if name not in may_be_nan:
             assert not var.isnull().any(), f"unexpected NaN in {name}"

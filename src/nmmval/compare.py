@@ -7,7 +7,8 @@ the analysis window, runs every registered measure
 per-seed pieces of the validation protocol) on the network and every
 registered mass model (:mod:`nmmval.models`), adds the recordings'
 diagnostics (:func:`diagnostics`: ΣḠ, ζ, the closure error, when a model
-diverged; MODEL.md §4, §5.1) and returns a :class:`CellComparison`, whose
+diverged; MODEL.md §4, §5.1) and the PDM's rate against the network's
+(:func:`pdm_rate`, §5.2) and returns a :class:`CellComparison`, whose
 :meth:`~CellComparison.to_dataset` is the compare.nc Dataset. A model whose
 trace holds NaN in the window (it diverged, :mod:`nmmval.masses`) has NaN
 measures and ``diverged = 1``.
@@ -26,17 +27,15 @@ from nmmval.analysis.diagnostics import (
     closure_error,
     damping_ratio,
     divergence_time,
+    rate_agreement,
     sum_conductance,
 )
 from nmmval.analysis.measures import MEASURES, Traces, surrogate_rng
 from nmmval.config import Params
-from nmmval.datasets import LIF, NETWORK_SCALARS
-from nmmval.masses import drive
+from nmmval.datasets import LIF, NETWORK_SCALARS, PDM_RATE
+from nmmval.masses import check_recordings, drive
+from nmmval.models import fokker_planck
 from nmmval.models.freeman import synaptic_input
-from nmmval.store import InputError
-
-#: network.nc variables of the split-half and closure recordings (MODEL.md §4)
-_RECORDINGS = ("V_half", "cov_gv_pop")
 
 
 @dataclass(frozen=True)
@@ -80,26 +79,15 @@ class CellComparison:
         )
 
 
-def _check_recordings(network: xr.Dataset) -> None:
-    """Stop with one line if network.nc predates the split-half and closure recordings."""
-    missing = [name for name in _RECORDINGS if name not in network]
-    if missing:
-        raise InputError(
-            f"network.nc of p={network.attrs.get('p')}, lam={network.attrs.get('lam')}, "
-            f"seed={network.attrs.get('seed')}: no {', '.join(missing)} (made before the "
-            "split-half and closure recordings); simulate the cell again"
-        )
-
-
 def traces(network: xr.Dataset, masses: xr.Dataset, params: Params) -> Traces:
     """The potentials of the network, its split halves and every model over [T0, T) (mV).
 
     Raises
     ------
     nmmval.store.InputError
-        If network.nc has no split-half or closure recordings.
+        If network.nc has no per-population, split-half or closure recordings.
     """
-    _check_recordings(network)
+    check_recordings(network)
     n0 = params.simulation.n0_steps
     V = {LIF: network["V"].values[n0:].astype(np.float64)}
     for m in models.registered():
@@ -133,9 +121,9 @@ def diagnostics(network: xr.Dataset, masses: xr.Dataset, params: Params) -> dict
     Raises
     ------
     nmmval.store.InputError
-        If network.nc has no split-half or closure recordings.
+        If network.nc has no per-population, split-half or closure recordings.
     """
-    _check_recordings(network)
+    check_recordings(network)
     sim, neuron = params.simulation, params.neuron
     feedback = synaptic_input(drive(network, params), params)
     sum_G = sum_conductance(feedback.gain_ms, feedback.rate_per_ms[:, sim.n0_steps :])
@@ -150,6 +138,34 @@ def diagnostics(network: xr.Dataset, masses: xr.Dataset, params: Params) -> dict
             [divergence_time(masses[m.variable].values, t_ms) for m in models.registered()]
         ),
     }
+
+
+def pdm_rate(network: xr.Dataset, masses: xr.Dataset, params: Params) -> dict:
+    """The PDM's rate r_P against the network's A_P = n_P/(N_P·dt) over [T0, T) (MODEL.md §5.2).
+
+    Returns
+    -------
+    dict
+        ``pdm_rate_rel_error`` and ``pdm_rate_corr`` (population;
+        :func:`nmmval.analysis.diagnostics.rate_agreement` with bins of
+        ``analysis.rate_bin_ms``, rounded to whole steps, at least one); NaN
+        for a population without cells, and for both if the PDM is not
+        registered.
+    """
+    out = {name: np.full(len(datasets.POPULATIONS), np.nan) for name in PDM_RATE}
+    if fokker_planck.MODEL.name not in models.names():
+        return out
+    sim = params.simulation
+    r_Hz = masses[fokker_planck.RATE].transpose("population", "time_ms").values
+    spikes = network["spikes_pop"].transpose("population", "time_ms").values
+    bin_steps = max(1, round(params.analysis.rate_bin_ms / sim.dt_ms))
+    for P, N_P in enumerate((network.attrs["n_E"], network.attrs["n_I"])):
+        if N_P > 0:
+            A_Hz = spikes[P, sim.n0_steps :] / (N_P * sim.dt_ms * 1e-3)
+            out["pdm_rate_rel_error"][P], out["pdm_rate_corr"][P] = rate_agreement(
+                r_Hz[P, sim.n0_steps :], A_Hz, bin_steps
+            )
+    return out
 
 
 def compare_cell(network: xr.Dataset, masses: xr.Dataset, params: Params) -> CellComparison:
@@ -171,7 +187,7 @@ def compare_cell(network: xr.Dataset, masses: xr.Dataset, params: Params) -> Cel
     ValueError
         If the two Datasets have different time axes.
     nmmval.store.InputError
-        If network.nc has no split-half or closure recordings (a file from
+        If network.nc has no per-population, split-half or closure recordings (a file from
         before them).
     """
     started = time.perf_counter()
@@ -180,6 +196,7 @@ def compare_cell(network: xr.Dataset, masses: xr.Dataset, params: Params) -> Cel
     tr = traces(network, masses, params)
     values = {k: network[k].values for k in NETWORK_SCALARS}
     values.update(diagnostics(network, masses, params))
+    values.update(pdm_rate(network, masses, params))
     values["diverged"] = np.array(list(tr.diverged.values()), dtype=np.int8)
     coords = {
         "model": list(tr.V_mV),

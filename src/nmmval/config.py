@@ -99,6 +99,12 @@ def _check_relations(cfg: dict) -> None:
         raise ConfigError(
             f"simulation.dt_ms: {sim['dt_ms']!r} leaves fewer than 16 steps in [T0_ms, T_ms)"
         )
+    v_min = cfg["masses"]["pdm_v_min_mV"]
+    if v_min is not None and not v_min < neu["v_reset_mV"]:
+        raise ConfigError(
+            f"masses.pdm_v_min_mV: {v_min!r} must be below neuron.v_reset_mV = "
+            f"{neu['v_reset_mV']!r}"
+        )
     for axis in ("p", "lam"):
         for value in cfg["grid"][axis]:
             if not math.isclose(round(value, 3), value, abs_tol=1e-12):
@@ -250,9 +256,12 @@ class SimulationParams:
 
 @dataclass(frozen=True)
 class MassParams:
-    """Freeman neural mass models (Eqs. 20, 24)."""
+    """Mass models: the Freeman models (Eqs. 20, 24) and the PDM's grid (MODEL.md §5)."""
 
     tau_s_ms: float
+    pdm_n_bins: int
+    pdm_v_min_mV: float | None
+    pdm_boundary_correction: bool
 
 
 @dataclass(frozen=True)
@@ -267,6 +276,7 @@ class AnalysisParams:
     rho_adequate: float
     n_surrogates: int
     sc_min_bin_ms: float
+    rate_bin_ms: float
 
 
 @dataclass(frozen=True)

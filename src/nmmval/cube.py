@@ -30,7 +30,9 @@ cell's seeds, whatever the grid. Seeds are combined as MODEL.md §6 says:
   and the χ² floor of the split halves; a model diverged in any seed is
   inadequate, the network's numbers still given;
 - diagnostics (§4, §5.1): mean and sd of every model's V, ΣḠ, ζ, the
-  closure error and when a model diverged, per seed (and V's as seed means).
+  closure error and when a model diverged, per seed (and V's as seed means);
+- the PDM's rate against the network's (§5.2): relative error of the mean
+  and correlation per population, per seed and as seed means.
 
 NaN appears only where a quantity is undefined (e.g. the synchrony of a
 network in which no train has two spikes); every such variable carries a
@@ -62,6 +64,7 @@ _MUST_MATCH = (
     "analysis.sc_min_bin_ms",
     "analysis.welch_segment_ms",
     "analysis.n_surrogates",
+    "analysis.rate_bin_ms",
 )
 
 _NAN_REASON = {
@@ -73,6 +76,10 @@ _NAN_REASON = {
     "equivalence_margin": "a single seed: no pair of seeds",
     "rho_over_ceiling": "a zero noise ceiling (split halves not positively correlated), "
     "or the model diverged in some seed",
+    "pdm_rate_rel_error": "a population without cells, or without a spike in [T0, T) in some seed",
+    "pdm_rate_rel_error_seed": "a population without cells, or without a spike in [T0, T)",
+    "pdm_rate_corr": "a population without cells, or a constant binned rate in some seed",
+    "pdm_rate_corr_seed": "a population without cells, or a constant binned rate (network or PDM)",
 }
 _NAN_DIVERGED = (
     "the mass model diverged in at least one seed of the cell (see diverged_seed), "

@@ -332,6 +332,27 @@ DIAGNOSTICS = {
         "(simulation.record_closures off)",
     ),
 }
+#: per-seed check of the PDM's predicted rate against the network's (MODEL.md §5.2), kept by
+#: compare.nc and by the cube (per seed and as cell means)
+PDM_RATE = {
+    "pdm_rate_rel_error": Var(
+        ("population",),
+        "float64",
+        "1",
+        "PDM rate: relative error of the mean",
+        comment="(mean r_P - mean A_P)/mean A_P over [T0, T), r_P the PDM's rate, A_P = "
+        "n_P/(N_P dt) the network's; NaN for a population without cells or without a spike "
+        "in the window",
+    ),
+    "pdm_rate_corr": Var(
+        ("population",),
+        "float64",
+        "1",
+        "PDM rate: correlation with the network",
+        comment="Pearson correlation of r_P and A_P over [T0, T), both averaged over bins of "
+        "analysis.rate_bin_ms; NaN for a population without cells or a constant rate",
+    ),
+}
 COMPARE: dict[str, Var] = {
     "power": Var(
         ("model", "freq_Hz"),
@@ -417,6 +438,7 @@ COMPARE: dict[str, Var] = {
         "phase-randomised surrogate of the model's V (analysis.n_surrogates, MODEL.md §6.3)",
     ),
     **DIAGNOSTICS,
+    **PDM_RATE,
     **NETWORK_SCALARS,
 }
 
@@ -438,6 +460,16 @@ CUBE: dict[str, Var] = {
         *_CELL, comment=_SEED_MEAN, extra=(("cell_methods", "seed: mean"),)
     ),
     "V_mean_mV_seed": COMPARE["V_mean_mV"].over(*_SEED, long_name="time mean of V per seed"),
+    "pdm_rate_rel_error": PDM_RATE["pdm_rate_rel_error"].over(
+        *_CELL,
+        comment="mean over seeds of pdm_rate_rel_error_seed; NaN if undefined in some seed",
+        extra=(("cell_methods", "seed: mean"),),
+    ),
+    "pdm_rate_corr": PDM_RATE["pdm_rate_corr"].over(
+        *_CELL, comment=f"pdm_rate_corr_seed, {_FISHER_MEAN}; NaN if undefined in some seed"
+    ),
+    "pdm_rate_rel_error_seed": PDM_RATE["pdm_rate_rel_error"].over(*_SEED),
+    "pdm_rate_corr_seed": PDM_RATE["pdm_rate_corr"].over(*_SEED),
     "V_sd_mV_seed": COMPARE["V_sd_mV"].over(*_SEED, long_name="standard deviation of V per seed"),
     "spectrum": Var(
         (*_CELL, "model", "freq_Hz"),

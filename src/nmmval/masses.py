@@ -1,11 +1,13 @@
 """The masses stage: every registered mass model driven by one network recording (MODEL.md §5).
 
-:func:`run` reads the recorded input φ_σ and V̄ of a network.nc Dataset, runs
-each model of :mod:`nmmval.models` on it and returns the masses.nc Dataset
-(:func:`nmmval.datasets.layout`). A model whose potential leaves the float32
-range has diverged (MODEL.md §5.1: the MFM's parametric instability): its
-traces are NaN from that step on and the potential's ``diverged_at_ms``
-attribute says when; it is ``"none"`` otherwise.
+:func:`run` reads the recorded input of a network.nc Dataset (:func:`drive`:
+φ_σ, V̄, the per-population arrivals φ_σ^P and spike counts n_P), runs each
+model of :mod:`nmmval.models` on it and returns the masses.nc Dataset
+(:func:`nmmval.datasets.layout`). The same rule applies to every model: one
+whose potential leaves the float32 range has diverged (MODEL.md §5.1: the
+MFM's parametric instability; the CBM family and the PDM are bounded by
+construction): its traces are NaN from that step on and the potential's
+``diverged_at_ms`` attribute says when; it is ``"none"`` otherwise.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import xarray as xr
 from nmmval import datasets, models
 from nmmval.config import Params
 from nmmval.models import SYNAPSE_TYPES, Drive
+from nmmval.store import InputError
 
 #: largest magnitude a stored potential can have (float32); beyond it a model has diverged
 DIVERGENCE_LIMIT_mV = float(np.finfo(np.float32).max)
+#: network.nc variables of the per-population, split-half and closure recordings (MODEL.md §4)
+RECORDINGS = ("arrivals_pop", "spikes_pop", "V_half", "cov_gv_pop")
 
 
 def divergence_step(v_mV: np.ndarray) -> int | None:
@@ -41,12 +46,47 @@ def divergence_step(v_mV: np.ndarray) -> int | None:
     return int(np.argmax(bad)) if bad.any() else None
 
 
+def check_recordings(network: xr.Dataset) -> None:
+    """Stop with one line if network.nc predates the per-population, split-half and closure
+    recordings (MODEL.md §4).
+
+    Raises
+    ------
+    nmmval.store.InputError
+        Naming the cell and the missing variables.
+    """
+    missing = [name for name in RECORDINGS if name not in network]
+    if missing:
+        raise InputError(
+            f"network.nc of p={network.attrs.get('p')}, lam={network.attrs.get('lam')}, "
+            f"seed={network.attrs.get('seed')}: no {', '.join(missing)} (made before the "
+            "per-population, split-half and closure recordings); simulate the cell again"
+        )
+
+
 def drive(network: xr.Dataset, params: Params) -> Drive:
-    """The recording the models are driven with: φ_σ of a network.nc Dataset, dt and V̄."""
+    """The recording the models are driven with (MODEL.md §4), from a network.nc Dataset.
+
+    φ_σ, dt and V̄; the per-population arrivals φ_σ^P = ``arrivals_pop``/N_P
+    (zero for an empty population), the spike counts n_P (``spikes_pop``) and
+    N_E, N_I (global attributes ``n_E``, ``n_I``).
+
+    Raises
+    ------
+    nmmval.store.InputError
+        If network.nc has no per-population recordings (:func:`check_recordings`).
+    """
+    check_recordings(network)
+    n_pop = np.array([network.attrs["n_E"], network.attrs["n_I"]], dtype=np.int64)
+    counts = network["arrivals_pop"].transpose("synapse", "population", "time_ms").values
     return Drive(
         phi={s: network[f"phi_{s}"].values for s in SYNAPSE_TYPES},
         dt_ms=params.simulation.dt_ms,
         Vbar_mV=float(network["Vbar_mV"]),
+        phi_pop=counts / np.maximum(n_pop, 1)[:, None],  # an empty population has no arrivals
+        spikes_pop=network["spikes_pop"].transpose("population", "time_ms").values.astype(np.int64),
+        n_E=int(n_pop[0]),
+        n_I=int(n_pop[1]),
     )
 
 
@@ -66,6 +106,11 @@ def run(network: xr.Dataset, params: Params) -> xr.Dataset:
         The masses.nc Dataset: ``V_<name>`` (time_ms; mV, float32) of every
         model and its extra traces; NaN from the step a model diverged
         (``diverged_at_ms``, ms, on its potential).
+
+    Raises
+    ------
+    nmmval.store.InputError
+        If network.nc has no per-population recordings (:func:`check_recordings`).
     """
     t0 = time.perf_counter()
     rec = drive(network, params)
@@ -77,14 +122,14 @@ def run(network: xr.Dataset, params: Params) -> xr.Dataset:
         k = divergence_step(out.V_mV)
         diverged_at[model.variable] = "none" if k is None else float(t_ms[k])
         for name, v in traces.items():
-            if k is not None:  # no value from here on: NaN, flagged
+            if k is not None:  # no value from here on (time is the last axis): NaN, flagged
                 v = np.array(v, dtype=np.float64)
-                v[k:] = np.nan
+                v[..., k:] = np.nan
             values[name] = v
     ds = datasets.build(
         "masses",
         values,
-        coords={"time_ms": t_ms},
+        coords={"time_ms": t_ms, "population": list(datasets.POPULATIONS)},
         attrs=datasets.global_attrs(
             params,
             **{k: network.attrs[k] for k in ("p", "lam", "seed")},

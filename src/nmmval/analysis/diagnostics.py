@@ -9,7 +9,9 @@ Reported per cell beside the verdicts, never hidden (§5.1):
   ``(τ_m + τ_s)/(2·sqrt(τ_m τ_s (1 + ΣḠ)))`` (over-damped for ζ >= 1);
 - :func:`closure_error`: Σ_σ (⟨g_σ v⟩ − ⟨g_σ⟩⟨v⟩)/g_L per population, the
   term the closure ⟨g v⟩ ≈ ⟨g⟩⟨v⟩ of Eqs. 17, 22, 23 drops (mV);
-- :func:`divergence_time`: when a mass model's potential stopped being finite.
+- :func:`divergence_time`: when a mass model's potential stopped being finite;
+- :func:`rate_agreement`: a predicted population rate (the PDM's r_P, MODEL.md
+  §5.2) against the network's A_P: relative error of the mean, correlation.
 """
 
 from __future__ import annotations
@@ -92,3 +94,39 @@ def divergence_time(v_mV: np.ndarray, time_ms: np.ndarray) -> float:
     """
     bad = ~np.isfinite(np.asarray(v_mV))
     return float(np.asarray(time_ms)[np.argmax(bad)]) if bad.any() else float("nan")
+
+
+def rate_agreement(model_Hz: np.ndarray, network_Hz: np.ndarray, bin_steps: int) -> tuple:
+    """A model's population rate against the network's over the window (MODEL.md §5.2).
+
+    Parameters
+    ----------
+    model_Hz : array_like, shape (n,)
+        The model's rate r_P at every step of [T0, T) (Hz).
+    network_Hz : array_like, shape (n,)
+        The network's A_P = n_P/(N_P·dt) at the same steps (Hz).
+    bin_steps : int
+        Both are averaged over consecutive bins of this many steps (a last,
+        incomplete bin is dropped) before they are correlated.
+
+    Returns
+    -------
+    rel_error : float
+        ``(mean r_P − mean A_P)/mean A_P`` over the window (dimensionless);
+        NaN if the network's population is silent (mean 0) or a rate is NaN.
+    corr : float
+        Pearson correlation of the binned r_P and A_P; NaN if either is
+        constant (or NaN) or there are fewer than two bins.
+    """
+    r = np.asarray(model_Hz, dtype=np.float64)
+    A = np.asarray(network_Hz, dtype=np.float64)
+    mean_A = A.mean()
+    rel_error = (r.mean() - mean_A) / mean_A if mean_A > 0 else float("nan")
+    n_bins = r.size // bin_steps
+    if n_bins < 2:
+        return float(rel_error), float("nan")
+    binned = [x[: n_bins * bin_steps].reshape(n_bins, bin_steps).mean(axis=1) for x in (r, A)]
+    if not all(np.ptp(x) > 0 for x in binned):  # constant (or NaN): no correlation
+        return float(rel_error), float("nan")
+    dr, dA = (x - x.mean() for x in binned)
+    return float(rel_error), float(np.sum(dr * dA) / np.sqrt(np.sum(dr * dr) * np.sum(dA * dA)))

@@ -383,6 +383,23 @@ def protocol_combine(seeds: Seeds) -> dict[str, np.ndarray]:
     }
 
 
+# ------------------------------------------------------------------ the PDM's rate
+def pdm_rate_combine(seeds: Seeds) -> dict[str, np.ndarray]:
+    """Cell means of the PDM's rate check (MODEL.md §5.2), and its per-seed values.
+
+    The per-seed values come from the recordings (:func:`nmmval.compare.pdm_rate`):
+    the relative error of the mean rate averaged over seeds, the correlation
+    by ``tanh(mean atanh ρ_k)``; NaN if undefined in some seed.
+    """
+    v = seeds.values
+    return {
+        "pdm_rate_rel_error": v["pdm_rate_rel_error"].mean(axis=0),
+        "pdm_rate_corr": mean_rho(v["pdm_rate_corr"], axis=0),
+        "pdm_rate_rel_error_seed": v["pdm_rate_rel_error"],
+        "pdm_rate_corr_seed": v["pdm_rate_corr"],
+    }
+
+
 def _nothing(traces: Traces, params: Params) -> Result:
     return Result({}, {})
 
@@ -394,4 +411,5 @@ MEASURES: tuple[Measure, ...] = (
     Measure("xcorr", xcorr_per_seed, xcorr_combine),
     Measure("potential", potential_per_seed, potential_combine),
     Measure("protocol", protocol_per_seed, protocol_combine),
+    Measure("pdm_rate", _nothing, pdm_rate_combine),
 )

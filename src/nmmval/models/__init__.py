@@ -11,7 +11,7 @@ in the ``model`` and ``mass`` coordinates, the figures a panel or a trace.
 from __future__ import annotations
 
 from nmmval.datasets import LIF, NETWORK
-from nmmval.models import cfm, mfm
+from nmmval.models import cbm, cfm, fokker_planck, mfm
 from nmmval.models.base import SYNAPSE_TYPES, Drive, MassModel, Output
 
 __all__ = [
@@ -64,3 +64,6 @@ def names() -> tuple[str, ...]:
 
 register(cfm.MODEL)
 register(mfm.MODEL)
+register(cbm.CBM)
+register(cbm.CBM_R)
+register(fokker_planck.MODEL)

@@ -26,6 +26,9 @@ SYNAPSE_TYPES = ("E", "I", "ext")
 class Drive(NamedTuple):
     """One recording of the network, as the mass models read it (MODEL.md §4).
 
+    The neuron and network constants are not repeated here: every model
+    reads them from the ``params`` it is run with (the network's own).
+
     Attributes
     ----------
     phi : mapping of str to numpy.ndarray
@@ -34,13 +37,43 @@ class Drive(NamedTuple):
     dt_ms : float
         Time step of the recording (ms).
     Vbar_mV : float
-        The network's time-mean potential V̄ over [T0, T) (mV); the models
-        start from it.
+        The network's time-mean potential V̄ over [T0, T) (mV); the Freeman
+        models start from it.
+    phi_pop : numpy.ndarray of float64, shape (3, 2, n_steps), optional
+        φ_σ^P: type-σ arrivals (σ = E, I, ext) on the cells of population
+        P (E, I) in each step divided by N_P (spikes per neuron per step);
+        zero for an empty population. The N-weighted mean over P is φ_σ.
+        None if the recording has no per-population arrivals.
+    spikes_pop : numpy.ndarray of int64, shape (2, n_steps), optional
+        n_P: spikes of the E and of the I cells in each step; the network's
+        population rate is A_P = n_P/(N_P·dt).
+    n_E, n_I : int
+        Population sizes N_E = round(λN) and N_I = N − N_E.
     """
 
     phi: Mapping[str, np.ndarray]
     dt_ms: float
     Vbar_mV: float
+    phi_pop: np.ndarray | None = None
+    spikes_pop: np.ndarray | None = None
+    n_E: int = 0
+    n_I: int = 0
+
+    def populations(self, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """φ_σ^E and φ_σ^I, each of shape (3, n_steps), rows σ = E, I, ext.
+
+        Raises
+        ------
+        ValueError
+            If the drive has no per-population recordings (``model`` names
+            the model that needs them).
+        """
+        if self.phi_pop is None or self.spikes_pop is None:
+            raise ValueError(
+                f"{model}: the drive has no per-population arrivals and spike counts "
+                "(phi_pop, spikes_pop; network.nc's arrivals_pop, spikes_pop)"
+            )
+        return self.phi_pop[:, 0], self.phi_pop[:, 1]
 
 
 class Output(NamedTuple):
@@ -78,8 +111,8 @@ class MassModel:
     colour : str
         Matplotlib colour of its traces.
     extra : mapping of str to nmmval.datasets.Var
-        Layout of the extra traces it returns (masses.nc variables on
-        ``time_ms``).
+        Layout of the extra traces it returns (masses.nc variables whose
+        last dimension is ``time_ms``, e.g. ``("population", "time_ms")``).
     """
 
     name: str
@@ -91,5 +124,5 @@ class MassModel:
 
     @property
     def variable(self) -> str:
-        """Its potential's variable in masses.nc: ``V_cfm`` for "CFM"."""
-        return f"V_{self.name.lower()}"
+        """Its potential's variable in masses.nc: ``V_cfm`` for "CFM", ``V_cbm_r`` for "CBM-R"."""
+        return f"V_{self.name.lower().replace('-', '_')}"

@@ -39,6 +39,11 @@ potentials.
 
 Both populations combine as ``V = (N_E V_E + N_I V_I)/N``; an empty
 population (N_P = 0, e.g. λ = 1) has V_P = NaN and no weight.
+
+Registered as the mass models "CBM" (:data:`CBM`) and "CBM-R" (:data:`CBM_R`):
+driven by the recorded φ_σ^P and n_P of :class:`nmmval.models.base.Drive`
+from the network's initial state (every cell free, mean (v_reset + v_th)/2),
+they return V and, as ``V_pop_cbm`` / ``V_pop_cbm_r`` in masses.nc, V_E and V_I.
 """
 
 from __future__ import annotations
@@ -49,8 +54,12 @@ import numpy as np
 from numba import njit
 
 from nmmval.config import Params
+from nmmval.datasets import Var
+from nmmval.models.base import Drive, MassModel, Output
 
 __all__ = [
+    "CBM",
+    "CBM_R",
     "CBMResult",
     "CBMRResult",
     "cbm",
@@ -59,6 +68,9 @@ __all__ = [
     "combine",
     "conductances",
     "drive",
+    "population_potentials",
+    "run_cbm",
+    "run_cbm_r",
 ]
 
 
@@ -366,3 +378,69 @@ def cbm_r(
         free_E=free[0],
         free_I=free[1],
     )
+
+
+def population_potentials(model: str) -> Var:
+    """masses.nc layout of a model's V_E and V_I (mV; NaN for an empty population)."""
+    return Var(
+        ("population", "time_ms"),
+        "float32",
+        "mV",
+        f"{model} potential per population",
+        comment=f"the {model}'s mean potential V_P of the cells of each population at the start "
+        "of the step (MODEL.md §5.2); NaN for a population without cells",
+    )
+
+
+def run_cbm(drive: Drive, params: Params) -> Output:
+    """CBM driven by the recorded arrivals φ_σ^P (MODEL.md §5.2; :func:`cbm`).
+
+    Starts from the network's initial mean (v_reset + v_th)/2 (mV).
+
+    Returns
+    -------
+    Output
+        V (mV) and ``V_pop_cbm``: V_E, V_I (mV), shape (2, n_steps).
+    """
+    phi_E, phi_I = drive.populations("CBM")
+    res = cbm(phi_E, phi_I, drive.n_E, drive.n_I, params)
+    return Output(res.V_mV, {"V_pop_cbm": np.stack([res.V_E_mV, res.V_I_mV])})
+
+
+def run_cbm_r(drive: Drive, params: Params) -> Output:
+    """CBM-R driven by the recorded arrivals φ_σ^P and spike counts n_P (MODEL.md §5.2).
+
+    :func:`cbm_r` from the network's initial state: every cell free, pool
+    mean (v_reset + v_th)/2 (mV).
+
+    Returns
+    -------
+    Output
+        V (mV) and ``V_pop_cbm_r``: V_E, V_I (mV), shape (2, n_steps).
+    """
+    phi_E, phi_I = drive.populations("CBM-R")
+    count_E, count_I = drive.spikes_pop
+    res = cbm_r(phi_E, phi_I, count_E, count_I, drive.n_E, drive.n_I, params)
+    return Output(res.V_mV, {"V_pop_cbm_r": np.stack([res.V_E_mV, res.V_I_mV])})
+
+
+CBM = MassModel(
+    name="CBM",
+    run=run_cbm,
+    long_name="CBM potential (conductance-based mean)",
+    comment="conductance-based mean field per population: the network's mean conductances "
+    "(each synapse's own tau), tau_m dV_P/dt = -(V_P - v_rest) - sum_sigma (G_sigma^P/g_L)"
+    "(V_P - v_sigma), no reset (MODEL.md §5.2)",
+    colour="tab:green",
+    extra={"V_pop_cbm": population_potentials("CBM")},
+)
+
+CBM_R = MassModel(
+    name="CBM-R",
+    run=run_cbm_r,
+    long_name="CBM-R potential (CBM + reset)",
+    comment="CBM of the free (non-refractory) cells with reset and refractoriness from the "
+    "recorded spike counts n_P: V_P = (F_P U_P + R_P v_reset)/N_P (MODEL.md §5.2)",
+    colour="tab:purple",
+    extra={"V_pop_cbm_r": population_potentials("CBM-R")},
+)

@@ -38,8 +38,9 @@ Discretisation: conservative finite volumes of width h = (v_b - v_min)/n_bins
 with Scharfetter–Gummel fluxes, exact for a constant drift between two cell
 centres and upwind in the drift-dominated limit (so positive at any Péclet
 number): ``J = (D/h)·[B(-z) ρ_i - B(z) ρ_{i+1}]``, z = a h/D, B(z) = z/(e^z - 1),
-a at the face. At the absorbing boundary the same flux over the half cell
-to ρ(v_b) = 0. Backward Euler in time with the drift of the step (one
+a at the face; without noise (Q = 0) its limit, the upwind flux a·ρ of pure
+transport. At the absorbing boundary the same flux over the half cell to
+ρ(v_b) = 0. Backward Euler in time with the drift of the step (one
 tridiagonal solve, Thomas algorithm, per step and population): an M-matrix,
 so the density stays non-negative and is unconditionally stable, and since
 every flux leaves one cell and enters its neighbour or the delay line,
@@ -49,6 +50,12 @@ cells around v_reset with weights that put its mean exactly at v_reset.
 
 Initial state: uniform on [v_reset, v_th] (the network's), nobody
 refractory.
+
+Registered as the mass model "PDM" (:data:`MODEL`), driven by the recorded
+φ_σ^P of :class:`nmmval.models.base.Drive` on the grid of the config's
+``masses.pdm_n_bins``, ``masses.pdm_v_min_mV`` and
+``masses.pdm_boundary_correction``; masses.nc holds V, V_E and V_I
+(``V_pop_pdm``) and r_E, r_I (``r_pdm``).
 
 Outputs per step (start of the step, as the network records V[n]):
 ``V_P = ∫ v ρ_P dv + R_P·v_reset`` (mV, R_P the refractory fraction), and
@@ -75,9 +82,14 @@ from numba import njit
 from scipy.special import zeta
 
 from nmmval.config import Params
-from nmmval.models.cbm import CBMResult, check_inputs, combine, drive
+from nmmval.datasets import Var
+from nmmval.models.base import Drive, MassModel, Output
+from nmmval.models.cbm import CBMResult, check_inputs, combine, drive, population_potentials
 
-__all__ = ["BETA", "PDMResult", "absorbing_boundary_mV", "pdm"]
+__all__ = ["BETA", "MODEL", "RATE", "PDMResult", "absorbing_boundary_mV", "pdm", "run"]
+
+#: masses.nc variable of the PDM's rates r_E, r_I (Hz)
+RATE = "r_pdm"
 
 #: Siegmund's constant -ζ(1/2)/sqrt(2π) ≈ 0.5826: mean overshoot of a Gaussian
 #: random walk over a barrier, in units of the step's standard deviation
@@ -127,6 +139,20 @@ def _bernoulli(z):
 
 
 @njit(cache=True)
+def _against(a, d, inv_d):
+    """Scharfetter–Gummel weight of the downstream node, ``d·B(a/d)`` (mV/ms).
+
+    ``a`` the drift at the face (mV/ms), ``d = D/Δ`` with Δ the distance of the
+    two nodes (mV/ms), ``inv_d = 1/d``. The flux is ``(a + q)·ρ_up - q·ρ_down``
+    with q this weight; for d = 0 (no noise) its limit ``max(-a, 0)``, the
+    upwind flux of pure transport.
+    """
+    if d == 0.0:
+        return max(-a, 0.0)
+    return d * _bernoulli(a * inv_d)
+
+
+@njit(cache=True)
 def _pdm_kernel(k, v_inf, m, n_ref, dt, tau_m, diff, v_min, h, i_reset, w_reset, v_reset):
     """Advance the density ``m`` (probability per cell) through every step.
 
@@ -142,8 +168,10 @@ def _pdm_kernel(k, v_inf, m, n_ref, dt, tau_m, diff, v_min, h, i_reset, w_reset,
     ring = np.zeros(n_ref)  # probability that crossed in the last n_ref steps
     centre = v_min + (np.arange(n_bins) + 0.5) * h
     cp = np.empty(n_bins)  # Thomas: modified upper diagonal
-    c_diff = dt * diff / (h * h)  # dt·D/h², per face
-    pe = h / diff  # z per unit drift (ms/mV)
+    c = dt / h  # flux (mV/ms) to the change of a cell's probability per step
+    d_face, d_half = diff / h, 2.0 * diff / h  # D/Δ between two centres, centre and boundary
+    inv_face = h / diff if diff > 0 else 0.0
+    inv_half = 0.5 * inv_face
     for i in range(n_steps):
         R = 0.0
         for j in range(n_ref):
@@ -163,20 +191,21 @@ def _pdm_kernel(k, v_inf, m, n_ref, dt, tau_m, diff, v_min, h, i_reset, w_reset,
         m[i_reset + 1] += w_reset * back
         # backward Euler, one row per cell j, forward sweep of the Thomas algorithm:
         # (1 + up_j + down_{j-1}) m_j - up_{j-1} m_{j-1} - down_j m_{j+1} = m_j(old),
-        # up_j = c_diff·B(-z_j), down_j = c_diff·B(z_j) at the upper face of cell j
+        # up_j = (dt/h)(a_j + q_j), down_j = (dt/h) q_j at the upper face of cell j
+        # (q_j = (D/h)·B(a_j h/D), :func:`_against`)
         kappa = k[i] / tau_m
         vs = v_inf[i]
         down = 0.0  # down_{j-1} (0 at v_min: reflecting)
         up_prev = 0.0  # up_{j-1}
         for j in range(n_bins):
             if j < n_bins - 1:
-                z = kappa * (vs - (v_min + (j + 1) * h)) * pe
-                b = _bernoulli(z)
-                up = c_diff * (b + z)
-                dn = c_diff * b
+                a = kappa * (vs - (v_min + (j + 1) * h))
+                q = _against(a, d_face, inv_face)
+                up = c * (a + q)
+                dn = c * q
             else:  # half cell to the absorbing boundary, ρ(v_b) = 0
-                z = kappa * (vs - (v_min + (j + 0.75) * h)) * 0.5 * pe
-                up = 2.0 * c_diff * (_bernoulli(z) + z)
+                a = kappa * (vs - (v_min + (j + 0.75) * h))
+                up = c * (a + _against(a, d_half, inv_half))
                 dn = 0.0
             diag = 1.0 + up + down
             lower = -up_prev
@@ -216,7 +245,8 @@ def pdm(
         Uses ``network.tau_*_ms``, ``network.g_hat_*_nSms``, ``network.v_*_mV``,
         ``neuron.tau_m_ms``, ``neuron.g_L_nS``, ``neuron.v_rest_mV``,
         ``neuron.v_th_mV``, ``neuron.v_reset_mV``, ``neuron.tau_ref_ms``,
-        ``neuron.noise_Q_V2ms`` (Q, used in mV²·ms) and ``simulation.dt_ms``.
+        ``neuron.noise_Q_V2ms`` (Q, used in mV²·ms; Q = 0 is pure transport,
+        upwind) and ``simulation.dt_ms``.
         The delay line holds n_ref = round(τ_ref/dt) steps, at least one:
         with τ_ref < dt/2 the flux re-enters in the step after its crossing.
     n_bins : int
@@ -237,14 +267,12 @@ def pdm(
     Raises
     ------
     ValueError
-        If Q = 0 (no diffusion), n_bins < 2, or v_reset is not between the
-        first and the last cell centre.
+        If n_bins < 2, or v_reset is not between the first and the last cell
+        centre.
     """
     phi_E, phi_I = check_inputs(phi_E, phi_I, N_E, N_I)
     net, neu, dt = params.network, params.neuron, params.simulation.dt_ms
     diff = neu.noise_Q_mV2ms / (2.0 * neu.tau_m_ms**2)
-    if not diff > 0:
-        raise ValueError("neuron.noise_Q_V2ms: the PDM needs Q > 0")
     if n_bins < 2:
         raise ValueError(f"n_bins: {n_bins} must be >= 2")
     v_min = float(net.v_I_mV - 10.0 if v_min_mV is None else v_min_mV)
@@ -295,3 +323,60 @@ def pdm(
         refractory_E=R_E,
         refractory_I=R_I,
     )
+
+
+def run(drive: Drive, params: Params) -> Output:
+    """PDM driven by the recorded arrivals φ_σ^P (MODEL.md §5.2; :func:`pdm`).
+
+    Starts from the network's initial density, uniform on [v_reset, v_th];
+    grid and boundary from ``masses.pdm_n_bins``, ``masses.pdm_v_min_mV``
+    (mV) and ``masses.pdm_boundary_correction``.
+
+    Returns
+    -------
+    Output
+        V (mV), ``V_pop_pdm``: V_E, V_I (mV) and ``r_pdm``: r_E, r_I (Hz),
+        each of shape (2, n_steps).
+    """
+    phi_E, phi_I = drive.populations("PDM")
+    m = params.masses
+    res = pdm(
+        phi_E,
+        phi_I,
+        drive.n_E,
+        drive.n_I,
+        params,
+        n_bins=m.pdm_n_bins,
+        v_min_mV=m.pdm_v_min_mV,
+        boundary_correction=m.pdm_boundary_correction,
+    )
+    return Output(
+        res.V_mV,
+        {
+            "V_pop_pdm": np.stack([res.V_E_mV, res.V_I_mV]),
+            RATE: np.stack([res.rate_E_Hz, res.rate_I_Hz]),
+        },
+    )
+
+
+MODEL = MassModel(
+    name="PDM",
+    run=run,
+    long_name="PDM potential (population density)",
+    comment="population-density (Fokker-Planck) model of the conductance-based LIF per "
+    "population: threshold, reset, refractoriness and the voltage distribution, driven by "
+    "the network's mean conductances (MODEL.md §5.2)",
+    colour="tab:red",
+    extra={
+        "V_pop_pdm": population_potentials("PDM"),
+        RATE: Var(
+            ("population", "time_ms"),
+            "float32",
+            "Hz",
+            "PDM rate per population",
+            comment="r_P: probability flux through the absorbing boundary in the step per "
+            "second, the counterpart of the network's A_P = n_P/(N_P dt) (MODEL.md §5.2); NaN "
+            "for a population without cells",
+        ),
+    },
+)
