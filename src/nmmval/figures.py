@@ -1,13 +1,21 @@
-"""Figures of a run: heat maps on the (p, λ) plane and diagnostic pages.
+"""Figures of a run: heat maps on the (p, λ) plane, the verdicts and diagnostic pages.
 
 Every figure is written as PDF and PNG. Heat maps use
 ``pcolormesh(shading="nearest")`` on the cell centres (each square is one grid
-cell), perceptually uniform colour maps and colour bars with units;
-significance at ``analysis.alpha`` is drawn as the contour of the
-significant region on the cell mesh (its outline along cell edges), which
-stays closed where the region meets the border of the grid and works for a
-single p or λ as well as for 21 × 5. The legend says how many cells are
-significant.
+cell), perceptually uniform colour maps and colour bars with units. A region
+of cells (a test rejecting at ``analysis.alpha``, a condition met) is drawn
+as its outline along the cell edges, which stays closed where the region
+meets the border of the grid and works for a single p or λ as well as for
+21 × 5; each kind of region has its own line style and is moved its own
+fraction of a cell into the region, so that equal or nested regions stay
+apart (:class:`Outline`). The legend says what each outline means and how
+many cells of each mass model it holds.
+
+The paper's readings (MODEL.md §6.2) are drawn beside the validation
+protocol's (§6.3) and labelled "paper"; the verdicts come from the protocol
+alone (:func:`fig_validity`). A figure that shows the paired difference
+test or the verdicts says so when the run has too few seeds for that test
+to reach α (:func:`seed_warning`).
 
 The figures are registered in :data:`FIGURES` (name, function, report
 section and caption; the workflow's list of figures is this one), draw a
@@ -18,9 +26,12 @@ panel or a trace for the network and every registered mass model
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -33,13 +44,31 @@ import xarray as xr  # noqa: E402
 from matplotlib import patheffects  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from nmmval import models, store  # noqa: E402
+from nmmval.analysis.protocol import (  # noqa: E402
+    ADEQUATE,
+    EXACT_MAX_K,
+    INADEQUATE,
+    N_RANDOM_PATTERNS,
+    REASON_FLAG_MASKS,
+    REASON_FLAG_MEANINGS,
+    UNDECIDED,
+    VERDICT_FLAG_MEANINGS,
+    VERDICT_FLAG_VALUES,
+)
 from nmmval.config import Params  # noqa: E402
 from nmmval.datasets import COORDS, LIF, label  # noqa: E402
 
 #: length of the time series on a diagnostic page (ms)
 DIAGNOSTIC_SPAN_MS = 1000.0
+#: characters per line of a colour bar's label (longer ones wrap: it must fit a short panel)
+CBAR_LABEL_WIDTH = 30
+#: colour of a heat-map cell without a value (NaN)
+NO_VALUE = "0.85"
+#: why a mass model's measure has no value in a cell (MODEL.md §6.3; cube attribute nan_reason)
+DIVERGED_NO_VALUE = "no value: the model diverged in some seed of the cell"
 
 
 def _save(fig, outdir: Path, name: str) -> list[Path]:
@@ -84,17 +113,9 @@ def _axis(values: np.ndarray):
     return centres, edges
 
 
-def _mesh(ax, p, lam, z, cmap, norm, cbar_label, fig):
-    """Heat map of z (p, lam) on cell centres with a colour bar and labelled axes."""
-    z = np.ma.masked_invalid(np.asarray(z, dtype=np.float64).T)
-    cmap = plt.get_cmap(cmap).copy()
-    cmap.set_bad("0.85")
+def _grid_axes(ax, p, lam) -> None:
+    """Label a panel's axes with the grid's p (x) and λ (y) at the cell centres."""
     (xc, xe), (yc, ye) = _axis(p), _axis(lam)
-    if p.size >= 2 and lam.size >= 2:
-        mesh = ax.pcolormesh(xc, yc, z, shading="nearest", cmap=cmap, norm=norm)
-    else:  # "nearest" cannot infer the width of a single cell
-        mesh = ax.pcolormesh(xe, ye, z, shading="flat", cmap=cmap, norm=norm)
-    fig.colorbar(mesh, ax=ax, label=cbar_label, pad=0.02)
     ax.set_xlabel(COORDS["p"].long_name)
     ax.set_ylabel(COORDS["lam"].long_name)
     step = 1 if p.size <= 11 else 2
@@ -104,6 +125,19 @@ def _mesh(ax, p, lam, z, cmap, norm, cbar_label, fig):
     ax.set_yticklabels([f"{v:g}" for v in lam])
     ax.set_xlim(xe[0], xe[-1])
     ax.set_ylim(ye[0], ye[-1])
+
+
+def _mesh(ax, p, lam, z, cmap, norm, cbar_label, fig):
+    """Heat map of z (p, lam) on cell centres with a colour bar and labelled axes."""
+    z = np.ma.masked_invalid(np.asarray(z, dtype=np.float64).T)
+    cmap = plt.get_cmap(cmap).with_extremes(bad=NO_VALUE)
+    (xc, xe), (yc, ye) = _axis(p), _axis(lam)
+    if p.size >= 2 and lam.size >= 2:
+        mesh = ax.pcolormesh(xc, yc, z, shading="nearest", cmap=cmap, norm=norm)
+    else:  # "nearest" cannot infer the width of a single cell
+        mesh = ax.pcolormesh(xe, ye, z, shading="flat", cmap=cmap, norm=norm)
+    fig.colorbar(mesh, ax=ax, label=textwrap.fill(cbar_label, CBAR_LABEL_WIDTH), pad=0.02)
+    _grid_axes(ax, p, lam)
     return mesh
 
 
@@ -123,72 +157,185 @@ def _norm(values, vmin=None, vmax=None, log_if_wide=False, symmetric=False):
     return mcolors.Normalize(lo, hi)
 
 
-#: line styles of the significance outlines: (linestyle, colour)
-PAPER_TEST = ("--", "cyan")
-PAIRED_TEST = ("-", "white")
-FISHER_TEST = ("-", "white")
+class Outline(NamedTuple):
+    """How a region of cells is outlined (:func:`_outline`).
+
+    Attributes
+    ----------
+    linestyle : str
+    colour : str
+    inset : float
+        Fraction of the smallest cell by which the line is moved into the
+        region, so that the outlines of equal or nested regions stay apart.
+    """
+
+    linestyle: str
+    colour: str
+    inset: float = 0.0
 
 
-def _outline(ax, p, lam, pvals, alpha, style) -> tuple[int, int]:
-    """Outline the region of cells with p-value < α along the cell edges.
+#: the paper's readings (MODEL.md §6.2): dashed, on the cell edges
+PAPER_TEST = Outline("--", "cyan")
+#: a test of the validation protocol rejects (MODEL.md §6.3): solid, inside the paper's
+PROTOCOL_TEST = Outline("-", "white", 0.14)
+#: an adequacy condition of the protocol is met (MODEL.md §6.3): dotted, innermost
+PROTOCOL_MET = Outline(":", "#ff8cf0", 0.28)
+#: the MFM's linearisation is under-damped, ζ < 1 (MODEL.md §5.1)
+UNDERDAMPED = Outline("-", "white")
+#: the black edge of every outline-styled line, so it shows on light and dark cells
+_STROKE = (patheffects.withStroke(linewidth=3.2, foreground="black"),)
 
-    This is the contour of the significance field on the cell mesh: closed
+
+def _boundary(inside: np.ndarray, xe: np.ndarray, ye: np.ndarray, inset: float = 0.0) -> list:
+    """The outline of the cells ``inside`` along their edges, moved ``inset`` into the region.
+
+    One segment per side of a cell of the region whose neighbour is outside
+    it (or off the grid), moved into the region by ``inset`` × the smallest
+    cell width (for a vertical side) or height (horizontal); its ends are
+    shortened at convex corners and lengthened at concave ones, so the
+    segments still join into closed polygons.
+
+    Parameters
+    ----------
+    inside : numpy.ndarray of bool, shape (n_x, n_y)
+    xe, ye : numpy.ndarray
+        Cell edges along x and y (:func:`_axis`).
+    inset : float, optional
+
+    Returns
+    -------
+    list of ((x0, y0), (x1, y1))
+    """
+    pad = np.pad(np.asarray(inside, dtype=bool), 1, constant_values=False)
+    edges = (np.asarray(xe, dtype=np.float64), np.asarray(ye, dtype=np.float64))
+    d = (inset * np.diff(edges[0]).min(), inset * np.diff(edges[1]).min())
+
+    def within(at) -> bool:
+        return bool(pad[at[0] + 1, at[1] + 1])
+
+    segments = []
+    for cell in np.argwhere(pad[1:-1, 1:-1]):
+        for axis in (0, 1):  # the axis of the side's outward normal
+            along = 1 - axis
+            for sign in (-1, 1):
+                normal = np.zeros(2, int)
+                normal[axis] = sign
+                if within(cell + normal):
+                    continue
+                position = edges[axis][cell[axis] + (sign > 0)] - sign * d[axis]
+                ends = []
+                for s in (-1, 1):
+                    tangent = np.zeros(2, int)
+                    tangent[along] = s
+                    end = edges[along][cell[along] + (s > 0)]
+                    if not within(cell + tangent):  # convex corner
+                        end -= s * d[along]
+                    elif within(cell + normal + tangent):  # concave corner
+                        end += s * d[along]
+                    ends.append(float(end))
+                segments.append(
+                    [(float(position), e) if axis == 0 else (e, float(position)) for e in ends]
+                )
+    return segments
+
+
+def _outline(ax, p, lam, inside, style: Outline) -> int:
+    """Outline the region of cells ``inside`` (shape (p, lam)) along the cell edges.
+
+    The contour of the region on the cell mesh (:func:`_boundary`): closed
     wherever the region touches the border of the grid, so its inside is
     unambiguous, and drawn alike for 21 × 5, 2 × 2 or a single row of cells.
 
     Returns
     -------
-    (number of significant cells, number of cells with a p-value)
+    int
+        The number of cells in the region.
     """
-    pv = np.asarray(pvals, dtype=np.float64)
-    sig = np.isfinite(pv) & (pv < alpha)
+    inside = np.asarray(inside, dtype=bool)
     (_, xe), (_, ye) = _axis(p), _axis(lam)
-    pad = np.pad(sig, 1, constant_values=False)
-    segments = []
-    for i in range(p.size + 1):  # vertical edges between columns i-1 and i
-        for j in range(lam.size):
-            if pad[i, j + 1] != pad[i + 1, j + 1]:
-                segments.append([(xe[i], ye[j]), (xe[i], ye[j + 1])])
-    for j in range(lam.size + 1):  # horizontal edges between rows j-1 and j
-        for i in range(p.size):
-            if pad[i + 1, j] != pad[i + 1, j + 1]:
-                segments.append([(xe[i], ye[j]), (xe[i + 1], ye[j])])
+    segments = _boundary(inside, xe, ye, style.inset)
     if segments:
-        linestyle, colour = style
         lines = LineCollection(
             segments,
-            colors=colour,
-            linestyles=linestyle,
+            colors=style.colour,
+            linestyles=style.linestyle,
             linewidths=1.8,
             capstyle="round",
             clip_on=False,
             zorder=3,
         )
-        lines.set_path_effects([patheffects.withStroke(linewidth=3.2, foreground="black")])
+        lines.set_path_effects(_STROKE)
         ax.add_collection(lines)
-    return int(sig.sum()), int(np.isfinite(pv).sum())
+    return int(inside.sum())
 
 
-def _legend_handle(style, text):
-    linestyle, colour = style
-    line = Line2D([], [], color=colour, linestyle=linestyle, linewidth=1.8, label=text)
-    line.set_path_effects([patheffects.withStroke(linewidth=3.2, foreground="black")])
+def _legend_handle(style: Outline, text: str) -> Line2D:
+    line = Line2D([], [], color=style.colour, linestyle=style.linestyle, linewidth=1.8, label=text)
+    line.set_path_effects(_STROKE)
     return line
 
 
-def _count_text(label, alpha, counts):
-    per_mass = ", ".join(f"{m}: {n}/{k}" for m, (n, k) in counts.items())
-    return f"{label}, p < {alpha:g} (cells: {per_mass})"
+def _count_text(text: str, counts: dict[str, int], n_cells: int) -> str:
+    """A legend entry: ``text``, then its cells per mass model, ``(cells: CFM 3/10, MFM 4/10)``."""
+    per_mass = ", ".join(f"{m} {n}/{n_cells}" for m, n in counts.items())
+    return f"{text}\n(cells: {per_mass})"
 
 
-def _heatmap_figure(cube, panels, title, subtitle, nrows=1):
-    """Figure with one heat-map panel per (title, field, cmap, norm, label) entry."""
+def _no_value_handle(text: str) -> Line2D:
+    """A legend entry for the heat-map cells without a value."""
+    return Line2D([], [], marker="s", linestyle="none", color=NO_VALUE, markersize=10, label=text)
+
+
+def _outline_legend(fig, entries, no_value: str = "") -> None:
+    """The legend of a heat-map figure's outlines, below its panels.
+
+    ``entries``: (Outline, text) pairs; a text-only line for a style of None.
+    ``no_value``: if given, the text of an entry for the cells without a value.
+    """
+    handles = [
+        _legend_handle(style, text)
+        if style is not None
+        else Line2D([], [], linestyle="none", label=text)
+        for style, text in entries
+    ]
+    if no_value:
+        handles.append(_no_value_handle(no_value))
+    fig.legend(
+        handles=handles, loc="outside lower center", fontsize="small", facecolor="0.6",
+        framealpha=1, handlelength=3.0,
+    )  # fmt: skip
+
+
+def _mark_colourbar(ax, value: float, style: Outline) -> bool:
+    """Mark ``value`` on the colour bar of a panel's heat map, in an outline's style.
+
+    Returns
+    -------
+    bool
+        Whether it was marked: False if ``value`` is outside the bar's range.
+    """
+    bar = ax.collections[0].colorbar
+    if not bar.norm.vmin <= value <= bar.norm.vmax:
+        return False
+    line = bar.ax.axhline(value, color=style.colour, linestyle=style.linestyle, linewidth=1.8)
+    line.set_path_effects(_STROKE)
+    return True
+
+
+def _heatmap_figure(cube, panels, title, subtitle, ncols=3, footer=0.0):
+    """Figure with one heat-map panel per (title, field, cmap, norm, label) entry.
+
+    The panels fill rows of at most ``ncols``; ``footer`` inches are added
+    below them for a legend.
+    """
     p, lam = _grid(cube)
     w, h = _panel_size(p.size, lam.size)
-    ncols = int(np.ceil(len(panels) / nrows))
+    ncols = min(ncols, len(panels))
+    nrows = int(np.ceil(len(panels) / ncols))
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(w * ncols, h * nrows + 1.0), layout="constrained", squeeze=False
-    )
+        nrows, ncols, figsize=(w * ncols, h * nrows + 1.0 + footer), layout="constrained",
+        squeeze=False,
+    )  # fmt: skip
     for ax, (panel_title, field, cmap, norm, cbar_label) in zip(axes.flat, panels, strict=False):
         _mesh(ax, p, lam, field, cmap, norm, cbar_label, fig)
         ax.set_title(panel_title)
@@ -211,6 +358,74 @@ def _subtitle(params) -> str:
     )
 
 
+# ------------------------------------------------------------------ seeds, verdicts, reasons
+def paired_test_floor(k: int) -> float:
+    """The smallest p-value of the paired sign-flip difference test with k seeds (MODEL.md §6.3).
+
+    ``2^(1−k)`` when all 2^k sign patterns are enumerated (k <=
+    :data:`~nmmval.analysis.protocol.EXACT_MAX_K`: the identity and its mirror
+    give the same statistic), ``1/(n + 1)`` for n random patterns beyond.
+    """
+    return 2.0 ** (1 - k) if k <= EXACT_MAX_K else 1.0 / (N_RANDOM_PATTERNS + 1)
+
+
+def seed_warning(k: int, alpha: float) -> str:
+    """A sentence if the paired difference test cannot reach α with k seeds, else ``""``.
+
+    The exact test has p >= 2^(1−k) (MODEL.md §6.3), so α = 0.01 needs k >= 8;
+    with fewer seeds it never rejects, and "spectra differ" can never be a
+    reason of a verdict.
+    """
+    floor = paired_test_floor(k)
+    if floor <= alpha:
+        return ""
+    needed = 1 + math.ceil(math.log2(1 / alpha) - 1e-12)
+    return (
+        f"with {k} seed{'s' if k != 1 else ''} the paired difference test cannot reach "
+        f"α = {alpha:g} (p ≥ {floor:.3g}; it needs k ≥ {needed} seeds)"
+    )
+
+
+#: the inadequacy reasons of MODEL.md §6.3, as the bits of ``verdict_reasons`` name them:
+#: their one-letter codes and phrases
+REASON_TEXT = {
+    "diverged": ("D", "diverged"),
+    "spectra_differ": ("S", "spectra differ"),
+    "rho_below_level": ("L", "ρ below adequacy level"),
+    "rho_not_above_null": ("N", "ρ not above null"),
+}
+_VERDICT_LABELS = dict(zip(VERDICT_FLAG_VALUES, VERDICT_FLAG_MEANINGS.split(), strict=True))
+_REASON_BITS = dict(zip(REASON_FLAG_MEANINGS.split(), REASON_FLAG_MASKS, strict=True))
+
+
+def reasons(mask: int) -> list[str]:
+    """The reasons set in a ``verdict_reasons`` bit mask, in the order of their bits."""
+    return [name for name, bit in _REASON_BITS.items() if int(mask) & bit]
+
+
+def _diverged(mask) -> np.ndarray:
+    """Where a ``verdict_reasons`` bit mask says the model diverged."""
+    return (np.asarray(mask, dtype=int) & _REASON_BITS["diverged"]) != 0
+
+
+def reason_code(mask: int) -> str:
+    """The one-letter codes (:data:`REASON_TEXT`) of a ``verdict_reasons`` bit mask: ``"SN"``."""
+    return "".join(REASON_TEXT[r][0] for r in reasons(mask))
+
+
+def verdict_text(code: int, mask: int) -> str:
+    """``"adequate"``, ``"undecided"``, ``"inadequate (spectra differ, ρ not above null)"``
+    or ``"diverged"``: a verdict of MODEL.md §6.3 with its reasons."""
+    names = reasons(mask)
+    if "diverged" in names:
+        return "diverged"
+    text = _VERDICT_LABELS[int(code)]
+    if names:
+        text += f" ({', '.join(REASON_TEXT[r][1] for r in names)})"
+    return text
+
+
+# ------------------------------------------------------------------ heat maps
 def fig_synchrony(params, cube):
     sync = cube["synchrony"]
     mean = sync.mean("seed", skipna=True).values
@@ -222,10 +437,7 @@ def fig_synchrony(params, cube):
     )
     if np.isnan(mean).any():
         fig.legend(
-            handles=[
-                Line2D([], [], marker="s", linestyle="none", color="0.85", markersize=10,
-                       label="undefined: no train with two spikes")
-            ],
+            handles=[_no_value_handle("undefined: no train with two spikes")],
             loc="outside lower center", fontsize="small", frameon=False,
         )  # fmt: skip
     return fig
@@ -263,35 +475,80 @@ def fig_median_frequency(params, cube):
 
 
 def fig_chi2(params, cube):
+    """The paper's Fig. 4: χ² per mass model with the paper's and the protocol's readings.
+
+    Outlined: the paper's χ² test rejects (MODEL.md §6.2), the paired
+    sign-flip difference test rejects and spectral equivalence is shown
+    (§6.3); the paper's fixed cut on χ² is marked on the colour bar.
+    """
     p, lam = _grid(cube)
     alpha = params.analysis.alpha
     chi2 = cube["chi2"]
     norm = _norm(chi2.values, vmin=0.0)
+    masses = models.names()
     panels = [
         (f"LIF – {m}", chi2.sel(mass=m).values, "magma", norm, label("cube", "chi2"))
-        for m in models.names()
+        for m in masses
     ]
     fig, axes = _heatmap_figure(
-        cube, panels, "Spectral distance χ² (Eq. 25), the paper's Fig. 4", _subtitle(params)
-    )
-    paper, paired = {}, {}
-    for ax, m in zip(axes.flat, models.names(), strict=True):
-        paper[m] = _outline(ax, p, lam, cube["chi2_p_paper"].sel(mass=m).values, alpha, PAPER_TEST)
-        difference_p = cube["difference_p"].sel(mass=m).values
-        paired[m] = _outline(ax, p, lam, difference_p, alpha, PAIRED_TEST)
-    fig.legend(
-        handles=[
-            _legend_handle(PAPER_TEST, _count_text("paper χ² test", alpha, paper)),
-            _legend_handle(
-                PAIRED_TEST, _count_text("paired sign-flip test, Welch spectra", alpha, paired)
-            ),
-        ],
-        loc="outside lower center", fontsize="small", facecolor="0.6", framealpha=1,
+        cube, panels, "Spectral distance χ² (Eq. 25), the paper's Fig. 4", _subtitle(params),
+        footer=0.8,
     )  # fmt: skip
+    margin = cube["equivalence_margin"].values
+    cut = cube["chi2_p_paper"].attrs
+    paper, different, equivalent, marked = {}, {}, {}, False
+    for ax, m in zip(axes.flat, masses, strict=False):
+        cell = cube.sel(mass=m)
+        paper[m] = _outline(ax, p, lam, cell["chi2_p_paper"].values < alpha, PAPER_TEST)
+        different[m] = _outline(ax, p, lam, cell["difference_p"].values <= alpha, PROTOCOL_TEST)
+        equivalent[m] = _outline(
+            ax, p, lam, cell["equivalence_bound"].values < margin, PROTOCOL_MET
+        )
+        marked = _mark_colourbar(ax, cut["chi2_cut_stored_band"], PAPER_TEST)
+    n_cells = p.size * lam.size
+    entries = [
+        (
+            PAPER_TEST,
+            _count_text(
+                f"paper: χ² test on counts rejects, p < {alpha:g}: a fixed cut, "
+                f"χ² > {cut['chi2_cut_stored_band']:.3g} here"
+                f"{' (line on the colour bar)' if marked else ''}, "
+                f"{cut['chi2_cut_full_band']:.3g} over all bins to Nyquist",
+                paper,
+                n_cells,
+            ),
+        ),
+        (
+            PROTOCOL_TEST,
+            _count_text(
+                f"protocol: paired sign-flip test on per-seed Welch spectra rejects, p ≤ {alpha:g}",
+                different,
+                n_cells,
+            ),
+        ),
+        (
+            PROTOCOL_MET,
+            _count_text(
+                "protocol: spectral equivalence shown (upper 95 % bound of the per-seed χ² "
+                f"below {params.analysis.equivalence_factor:g} × the network's seed-to-seed χ²)",
+                equivalent,
+                n_cells,
+            ),
+        ),
+    ]
+    warning = seed_warning(cube.sizes["seed"], alpha)
+    if warning:
+        entries.append((None, f"NB: {warning}"))
+    _outline_legend(fig, entries, DIVERGED_NO_VALUE if chi2.isnull().any() else "")
     return fig
 
 
 def fig_xcorr(params, cube):
+    """The paper's Fig. 5: τ_max and ρ per mass model with the paper's and the protocol's readings.
+
+    Outlined on both rows: ρ > 0 by the paper's Fisher z + Stouffer
+    (MODEL.md §6.2), ρ above its surrogate null and ρ adequacy met (§6.3).
+    """
     p, lam = _grid(cube)
     alpha = params.analysis.alpha
     tau, rho = cube["tau_max_ms"], cube["rho"]
@@ -300,30 +557,288 @@ def fig_xcorr(params, cube):
     masses = models.names()
     tau_label, rho_label = label("cube", "tau_max_ms"), label("cube", "rho")
     panels = [
-        (f"τ_max, LIF – {m}", tau.sel(mass=m).values, "cividis", tau_norm, tau_label)
+        panel
         for m in masses
-    ] + [
-        (f"ρ(τ_max), LIF – {m}", rho.sel(mass=m).values, "viridis", rho_norm, rho_label)
-        for m in masses
+        for panel in (
+            (f"τ_max, LIF – {m}", tau.sel(mass=m).values, "cividis", tau_norm, tau_label),
+            (f"ρ(τ_max), LIF – {m}", rho.sel(mass=m).values, "viridis", rho_norm, rho_label),
+        )
     ]
     fig, axes = _heatmap_figure(
         cube, panels, "Lagged correlation with the LIF potential, the paper's Fig. 5",
-        _subtitle(params), nrows=2,
+        _subtitle(params), ncols=2, footer=0.6,
     )  # fmt: skip
-    counts = {}
-    for ax, m in zip(axes.flat, masses * 2, strict=True):
-        counts[m] = _outline(ax, p, lam, cube["rho_p"].sel(mass=m).values, alpha, FISHER_TEST)
-    fig.legend(
-        handles=[
-            _legend_handle(
-                FISHER_TEST, _count_text("ρ > 0 by Fisher z (n_eff) + Stouffer", alpha, counts)
-            )
+    level = cube["rho_level"].values
+    paper, above, adequate = {}, {}, {}
+    for ax, m in zip(axes.flat, [m for m in masses for _ in "τρ"], strict=False):
+        cell = cube.sel(mass=m)
+        paper[m] = _outline(ax, p, lam, cell["rho_p"].values < alpha, PAPER_TEST)
+        above[m] = _outline(ax, p, lam, cell["rho_surrogate_p"].values <= alpha, PROTOCOL_TEST)
+        adequate[m] = _outline(ax, p, lam, cell["rho_lower"].values >= level, PROTOCOL_MET)
+    n_cells = p.size * lam.size
+    _outline_legend(
+        fig,
+        [
+            (
+                PAPER_TEST,
+                _count_text(
+                    f"paper, lenient (lag search not accounted for): ρ > 0 by Fisher z (n_eff) "
+                    f"+ Stouffer, p < {alpha:g}",
+                    paper,
+                    n_cells,
+                ),
+            ),
+            (
+                PROTOCOL_TEST,
+                _count_text(
+                    f"protocol: ρ above its surrogate null ({params.analysis.n_surrogates} "
+                    f"phase-randomised surrogates, lag search included), p ≤ {alpha:g}",
+                    above,
+                    n_cells,
+                ),
+            ),
+            (
+                PROTOCOL_MET,
+                _count_text(
+                    "protocol: ρ adequacy met (lower 95 % bound of ρ ≥ "
+                    f"{params.analysis.rho_adequate:g} × the noise ceiling)",
+                    adequate,
+                    n_cells,
+                ),
+            ),
         ],
-        loc="outside lower center", fontsize="small", facecolor="0.6", framealpha=1,
-    )  # fmt: skip
+        DIVERGED_NO_VALUE if rho.isnull().any() else "",
+    )
     return fig
 
 
+# ------------------------------------------------------------------ verdicts
+#: colour ramp of each verdict (MODEL.md §6.3): (colour map, lightest, darkest) as fractions of
+#: the map; the ramps' lightness bands do not overlap (L* 96-77 adequate, 72-56 undecided,
+#: 52-29 inadequate), so the verdicts stay apart in grey and for colour-blind readers
+VERDICT_RAMPS = {
+    ADEQUATE: ("Blues", 0.05, 0.40),
+    UNDECIDED: ("Greys", 0.42, 0.56),
+    INADEQUATE: ("YlOrBr", 0.72, 0.95),
+}
+#: a cell whose model diverged (in some seed): black, its code in white
+DIVERGED_COLOUR = "black"
+#: the effect size log10(equivalence_bound / equivalence_margin) is shaded over ±EFFECT_CLIP
+EFFECT_CLIP = 1.0
+#: the mark of an adequate and of an undecided cell (an inadequate one shows its reason codes)
+VERDICT_MARKS = {ADEQUATE: "+", UNDECIDED: "?"}
+
+
+def effect_size(bound, margin) -> np.ndarray:
+    """log10(equivalence_bound / equivalence_margin): the shade of :func:`fig_validity`.
+
+    Below 0: spectral equivalence is shown (MODEL.md §6.3); −inf for a zero
+    bound; NaN where either is undefined.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(np.asarray(bound, dtype=np.float64) / np.asarray(margin, dtype=np.float64))
+
+
+def verdict_colours(verdict, mask, effect) -> np.ndarray:
+    """RGBA of each cell: its verdict's ramp, shaded by the effect size (:func:`effect_size`).
+
+    The effect is clipped to ±:data:`EFFECT_CLIP`, darker farther from
+    equivalence; an undefined (NaN) effect takes the ramp's middle; a cell
+    whose model diverged is :data:`DIVERGED_COLOUR`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (*verdict.shape, 4)
+    """
+    verdict = np.asarray(verdict, dtype=int)
+    effect = np.asarray(effect, dtype=np.float64)
+    clipped = np.clip(effect, -EFFECT_CLIP, EFFECT_CLIP)
+    shade = np.where(np.isnan(effect), 0.5, (clipped + EFFECT_CLIP) / (2 * EFFECT_CLIP))
+    rgba = np.zeros((*verdict.shape, 4))
+    for code, (name, light, dark) in VERDICT_RAMPS.items():
+        here = verdict == code
+        rgba[here] = plt.get_cmap(name)(light + (dark - light) * shade[here])
+    rgba[_diverged(mask)] = mcolors.to_rgba(DIVERGED_COLOUR)
+    return rgba
+
+
+def _luminance(rgba) -> np.ndarray:
+    """Relative luminance Y of sRGB colours (0 black, 1 white)."""
+    rgb = np.asarray(rgba, dtype=np.float64)[..., :3]
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return linear @ np.array([0.2126, 0.7152, 0.0722])
+
+
+def cell_mark(code: int, mask: int) -> str:
+    """The text of a verdict cell: ``+``, ``?`` or the reason codes of an inadequate one."""
+    return reason_code(mask) if int(code) == INADEQUATE else VERDICT_MARKS[int(code)]
+
+
+def _verdict_key(ax) -> None:
+    """The colour key of :func:`fig_validity`: one ramp per verdict over the effect size."""
+    shade = np.linspace(-EFFECT_CLIP, EFFECT_CLIP, 65)
+    codes = (INADEQUATE, UNDECIDED, ADEQUATE)  # bottom to top
+    key = np.stack([verdict_colours(np.full_like(shade, c), 0, shade) for c in codes])
+    ax.imshow(key, origin="lower", aspect="auto", extent=(-EFFECT_CLIP, EFFECT_CLIP, 0, 3))
+    ax.set_yticks(np.arange(len(codes)) + 0.5)
+    ax.set_yticklabels([f"{_VERDICT_LABELS[c]} {VERDICT_MARKS.get(c, '(codes)')}" for c in codes])
+    ax.set_xticks([-EFFECT_CLIP, 0.0, EFFECT_CLIP])
+    ax.set_xticklabels([f"≤ {-EFFECT_CLIP:g}", "0", f"≥ {EFFECT_CLIP:g}"])
+    ax.set_xlabel(
+        "shade: log₁₀(upper 95 % bound of χ² / equivalence margin); < 0: spectral equivalence shown"
+    )
+    ax.axvline(0.0, color="black", lw=0.8)
+
+
+def fig_validity(params, cube):
+    """The verdicts of the validation protocol (MODEL.md §6.3), one panel per mass model.
+
+    Colour: the verdict (:data:`VERDICT_RAMPS`), shaded by the effect size
+    log10(equivalence_bound / equivalence_margin); text: ``+`` adequate,
+    ``?`` undecided, the reason codes (:data:`REASON_TEXT`) of an inadequate
+    cell; black with ``D``: the model diverged.
+    """
+    p, lam = _grid(cube)
+    (xc, xe), (yc, ye) = _axis(p), _axis(lam)
+    masses = models.names()
+    w, h = _panel_size(p.size, lam.size)
+    ncols = min(3, len(masses))
+    nrows = int(np.ceil(len(masses) / ncols))
+    fig = plt.figure(figsize=(w * ncols, h * nrows + 3.0), layout="constrained")
+    grid = fig.add_gridspec(nrows + 1, ncols, height_ratios=[1.0] * nrows + [0.25])
+    fontsize = 8 if p.size <= 11 else 6
+    for k, m in enumerate(masses):
+        ax = fig.add_subplot(grid[k // ncols, k % ncols])
+        cell = cube.sel(mass=m)
+        verdict = cell["verdict"].values.astype(int)
+        mask = cell["verdict_reasons"].values.astype(int)
+        effect = effect_size(cell["equivalence_bound"].values, cube["equivalence_margin"].values)
+        rgba = verdict_colours(verdict, mask, effect)
+        ax.imshow(
+            rgba.transpose(1, 0, 2), origin="lower", aspect="auto",
+            extent=(xe[0], xe[-1], ye[0], ye[-1]), interpolation="nearest",
+        )  # fmt: skip
+        light = _luminance(rgba) > 0.2
+        for i, j in np.ndindex(verdict.shape):
+            ax.text(
+                xc[i], yc[j], cell_mark(verdict[i, j], mask[i, j]), ha="center", va="center",
+                fontsize=fontsize, fontweight="bold", color="black" if light[i, j] else "white",
+            )  # fmt: skip
+        _grid_axes(ax, p, lam)
+        counts = {c: int((verdict == c).sum()) for c in (ADEQUATE, UNDECIDED, INADEQUATE)}
+        n_div = int(_diverged(mask).sum())
+        ax.set_title(
+            f"{m}: {counts[ADEQUATE]} adequate, {counts[UNDECIDED]} undecided,\n"
+            f"{counts[INADEQUATE]} inadequate" + (f" ({n_div} diverged)" if n_div else "")
+        )
+    _verdict_key(fig.add_subplot(grid[-1, (ncols - 1) // 2 : (ncols + 2) // 2]))
+    handles = [
+        Patch(facecolor=DIVERGED_COLOUR, label="D: the model diverged (in some seed)"),
+        *(
+            Line2D([], [], linestyle="none", marker=f"${REASON_TEXT[r][0]}$", color="black",
+                   markersize=7, label=f"{REASON_TEXT[r][0]}: {text}")
+            for r, text in (
+                ("spectra_differ", "spectra differ (no equivalence, paired test rejects)"),
+                ("rho_below_level", "ρ below adequacy level (upper bound < "
+                 f"{params.analysis.rho_adequate:g} × noise ceiling)"),
+                ("rho_not_above_null", "ρ not above its surrogate null"),
+            )
+        ),
+    ]  # fmt: skip
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=2, fontsize="small", frameon=False
+    )
+    subtitle = _subtitle(params)
+    warning = seed_warning(cube.sizes["seed"], params.analysis.alpha)
+    if warning:
+        subtitle += f"\nNB: {warning}"
+    fig.suptitle(
+        f"Verdicts of the validation protocol (α = {params.analysis.alpha:g})\n{subtitle}",
+        fontsize="medium",
+    )
+    return fig
+
+
+# ------------------------------------------------------------------ assumptions and bounds
+def overdamped_limit(tau_m_ms: float, tau_s_ms: float) -> float:
+    """ΣḠ at which the MFM's ζ = 1: ζ >= 1 iff ΣḠ <= (τ_m + τ_s)²/(4 τ_m τ_s) − 1 (MODEL.md §5.1).
+
+    0.5625 at τ_m = 20, τ_s = 5 ms.
+    """
+    return (tau_m_ms + tau_s_ms) ** 2 / (4 * tau_m_ms * tau_s_ms) - 1
+
+
+def fig_assumptions(params, cube):
+    """What the mass models assume and what bounds any model, per cell (seed means).
+
+    ΣḠ with the region where the MFM's linearisation is under-damped (ζ < 1,
+    MODEL.md §5.1), the closure error per population (§4), the noise ceiling
+    of ρ and the floor of χ² (§6.3).
+    """
+    p, lam = _grid(cube)
+    sum_G = cube["sum_G"].mean("seed").values
+    zeta = cube["zeta"].mean("seed").values
+    closure = cube["closure_error_mV"].mean("seed")
+    closure_norm = _norm(closure.values, symmetric=True)
+    floor = cube["chi2_floor"].values
+    panels = [
+        (
+            "input conductance ΣḠ",
+            sum_G,
+            "viridis",
+            _norm(sum_G, log_if_wide=True),
+            label("cube", "sum_G"),
+        ),
+        *(
+            (
+                f"closure error, {pop} cells",
+                closure.sel(population=pop).values,
+                "RdBu_r",
+                closure_norm,
+                label("cube", "closure_error_mV"),
+            )
+            for pop in closure["population"].values
+        ),
+        (
+            "noise ceiling ρ_ceiling",
+            cube["rho_ceiling"].values,
+            "viridis",
+            _norm(cube["rho_ceiling"].values, 0.0, 1.0),
+            label("cube", "rho_ceiling"),
+        ),
+        (
+            "χ² floor (split half vs split half)",
+            floor,
+            "magma",
+            _norm(floor, log_if_wide=True),
+            label("cube", "chi2_floor"),
+        ),
+    ]
+    fig, axes = _heatmap_figure(
+        cube,
+        panels,
+        "What the mass models assume and what bounds any model (seed means)",
+        _subtitle(params),
+        footer=0.3,
+    )
+    limit = overdamped_limit(params.neuron.tau_m_ms, params.masses.tau_s_ms)
+    n = _outline(axes.flat[0], p, lam, zeta < 1, UNDERDAMPED)
+    marked = _mark_colourbar(axes.flat[0], limit, UNDERDAMPED)
+    _outline_legend(
+        fig,
+        [
+            (
+                UNDERDAMPED,
+                f"ζ < 1: the MFM's linearisation is under-damped, ΣḠ > {limit:.4g} at "
+                f"τ_m = {params.neuron.tau_m_ms:g}, τ_s = {params.masses.tau_s_ms:g} ms "
+                f"({'line on the colour bar; ' if marked else ''}cells: {n}/{p.size * lam.size})",
+            )
+        ],
+    )
+    return fig
+
+
+# ------------------------------------------------------------------ diagnostic pages
 def _colour(model: str) -> str:
     """Colour of a model's traces: black for the network, the registry's for a mass model."""
     return (
@@ -336,45 +851,163 @@ def _models() -> tuple[str, ...]:
     return (LIF, *models.names())
 
 
+def own_axis(window: dict[str, np.ndarray]) -> list[str]:
+    """The mass models whose trace leaves the network's range: each gets an axis of its own.
+
+    The range is the LIF trace's [min, max] widened by its span on either side;
+    a trace with a finite value outside it (e.g. the CFM's mean far above
+    threshold at high rates, MODEL.md §5.1) would flatten the LIF trace on a
+    shared axis.
+
+    Parameters
+    ----------
+    window : dict of str to numpy.ndarray
+        The traces shown (mV), the network's under :data:`nmmval.datasets.LIF`.
+
+    Returns
+    -------
+    list of str
+        The mass models, in the order of ``window``.
+    """
+    lif = window[LIF]
+    lo, hi = float(np.nanmin(lif)), float(np.nanmax(lif))
+    span = hi - lo
+    out = []
+    for m, v in window.items():
+        finite = v[np.isfinite(v)]
+        if m != LIF and finite.size and (finite.min() < lo - span or finite.max() > hi + span):
+            out.append(m)
+    return out
+
+
+def _trace_label(cell: xr.Dataset, m: str) -> str:
+    """``CFM: V = −55.2 ± 1.31 mV`` (seed means of V's mean and sd), or when it diverged."""
+    mean, sd = float(cell["V_mean_mV"].sel(model=m)), float(cell["V_sd_mV"].sel(model=m))
+    if np.isfinite(mean):
+        return f"{m}: V = {mean:.1f} ± {sd:.2f} mV"
+    n = int(cell["diverged_seed"].sel(model=m).sum())
+    return f"{m} (diverged in {n} of {cell.sizes['seed']} seeds)"
+
+
+def _divergence_notes(cell: xr.Dataset, seed: int) -> list[str]:
+    """``MFM diverged at t = 812.3 ms`` (on three lines) for each model diverged in ``seed``."""
+    notes = []
+    for m in models.names():
+        at = float(cell["diverged_at_ms"].sel(seed=seed, mass=m))
+        if np.isfinite(at):
+            notes.append(f"{m} diverged at\nt = {at:.1f} ms:\nno trace from then on")
+    return notes
+
+
+def diagnostic_page(params, cell: xr.Dataset, time_ms, traces: dict, seed: int):
+    """The diagnostic page of one cell from its traces (:func:`fig_diagnostic` reads them).
+
+    Top: the LIF potential over :data:`DIAGNOSTIC_SPAN_MS` of the analysis
+    window with the mass models inside its range; below it, each model that
+    leaves the range on its own y-scale (:func:`own_axis`); a model that
+    diverged in this seed is named with the time (MODEL.md §5.1). Legend: the
+    seed means of each model's mean and sd of V. Bottom: the seed-mean
+    spectra, titled with each mass model's χ² and verdict (§6.3) and the
+    cell's noise ceiling and χ² floor.
+
+    Parameters
+    ----------
+    params : nmmval.config.Params
+    cell : xarray.Dataset
+        The cube at this cell (p and λ selected).
+    time_ms : numpy.ndarray
+        The time grid of the traces (ms).
+    traces : dict of str to numpy.ndarray
+        V (mV) of the network (:data:`nmmval.datasets.LIF`) and every mass model, one seed.
+    seed : int
+        That seed.
+    """
+    sim = params.simulation
+    t = np.asarray(time_ms)
+    in_window = (t >= sim.T0_ms) & (t < min(sim.T_ms, sim.T0_ms + DIAGNOSTIC_SPAN_MS))
+    window = {m: np.asarray(v)[in_window] for m, v in traces.items()}
+    own = own_axis(window)
+    heights = [2.4] + [1.3] * len(own) + [3.0]
+    fig, axes = plt.subplots(
+        len(heights), 1, figsize=(8.0, sum(heights) + 1.3), height_ratios=heights,
+        layout="constrained",
+    )  # fmt: skip
+    trace_axes, ax_f = axes[:-1], axes[-1]
+    axis_of = {m: trace_axes[1 + own.index(m)] if m in own else trace_axes[0] for m in window}
+    for m, v in window.items():
+        if np.isfinite(v).any():
+            axis_of[m].plot(
+                t[in_window] / 1000, v, color=_colour(m), lw=0.8, label=_trace_label(cell, m)
+            )
+    trace_axes[0].set_title(
+        f"seed {seed}: LIF mean potential and the mass models driven by its input\n"
+        "legend: mean ± sd of V over [T0, T), seed means"
+    )
+    trace_axes[0].set_ylabel(textwrap.fill(label("network", "V"), 20))
+    for m in own:
+        axis_of[m].set_ylabel(f"{m}: V (mV)")
+    for ax in trace_axes:
+        if ax.lines:  # beside the axis: it must not hide a trace
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    for m in own:
+        axis_of[m].text(
+            0.01, 0.95, f"{m} on its own y-scale: it leaves the LIF range",
+            transform=axis_of[m].transAxes, va="top", fontsize="small",
+            bbox={"facecolor": "white", "edgecolor": "0.6", "alpha": 0.85},
+        )  # fmt: skip
+    notes = _divergence_notes(cell, seed)
+    if notes:
+        trace_axes[0].text(  # beside the axis, below its legend
+            1.01, 0.0, "\n".join(notes),
+            transform=trace_axes[0].transAxes, va="bottom", fontsize="small", color="darkred",
+            bbox={"facecolor": "white", "edgecolor": "darkred"},
+        )  # fmt: skip
+    for ax in trace_axes[1:]:
+        ax.sharex(trace_axes[0])
+    for ax in trace_axes[:-1]:
+        ax.tick_params(labelbottom=False)
+    trace_axes[-1].set_xlabel("time t (s)")
+    trace_axes[0].set_xlim(t[in_window][0] / 1000, t[in_window][-1] / 1000)
+
+    freq = cell["freq_Hz"].values
+    pos = freq > 0
+    for m in _models():
+        spec = cell["spectrum"].sel(model=m).values
+        if not np.isfinite(spec).any():
+            continue
+        ax_f.loglog(freq[pos], spec[pos], color=_colour(m), lw=0.9, label=m)
+        ax_f.axvline(float(cell["median_freq_Hz"].sel(model=m)), color=_colour(m), ls=":", lw=1.0)
+    lines = ["seed-mean spectra (normalised to sum 1); dotted: median frequency"]
+    for m in models.names():
+        text = verdict_text(cell["verdict"].sel(mass=m), cell["verdict_reasons"].sel(mass=m))
+        chi2 = float(cell["chi2"].sel(mass=m))
+        lines.append(f"{m}: {text}" if text == "diverged" else f"{m}: χ² = {chi2:.3g}, {text}")
+    lines.append(
+        f"network: noise ceiling ρ_ceiling = {float(cell['rho_ceiling']):.3g}, "
+        f"χ² floor = {float(cell['chi2_floor']):.3g}"
+    )
+    ax_f.set_title("\n".join(lines), fontsize="medium")
+    ax_f.set_xlabel(label("cube", "freq_Hz"))
+    ax_f.set_ylabel(label("cube", "spectrum"))
+    ax_f.legend(loc="lower left", fontsize="small")
+    subtitle = _subtitle(params)
+    warning = seed_warning(cell.sizes["seed"], params.analysis.alpha)
+    if warning:
+        subtitle += f"\nNB: {warning}"
+    p, lam = float(cell["p"]), float(cell["lam"])
+    fig.suptitle(f"Diagnostic cell p = {p:g}, λ = {lam:g}\n{subtitle}", fontsize="medium")
+    return fig
+
+
 def fig_diagnostic(params, cube, results_dir: Path, p: float, lam: float):
-    """LIF and every mass model over 1 s (first seed) and their seed-mean spectra, one cell."""
+    """The diagnostic page of one cell (:func:`diagnostic_page`), first seed's traces."""
     seed = params.grid_seeds[0]
     cell = store.cell_dir(results_dir, p, lam, seed)
     net = store.open_dataset(cell / "network.nc", "network")
     mas = store.open_dataset(cell / "masses.nc", "masses")
-    sim = params.simulation
-    t = net["time_ms"].values
-    window = (t >= sim.T0_ms) & (t < min(sim.T_ms, sim.T0_ms + DIAGNOSTIC_SPAN_MS))
-    fig, (ax_t, ax_f) = plt.subplots(2, 1, figsize=(8.0, 6.4), layout="constrained")
     traces = {LIF: net["V"].values} | {m.name: mas[m.variable].values for m in models.registered()}
-    for m, v in traces.items():
-        ax_t.plot(t[window] / 1000, v[window], color=_colour(m), lw=0.8, label=m)
-    ax_t.set_xlabel("time t (s)")
-    ax_t.set_ylabel(label("network", "V"))
-    ax_t.set_title(f"seed {seed}: LIF mean potential and the mass models driven by its input")
-    ax_t.legend(loc="upper right", ncols=len(traces), fontsize="small")
-
     cell_cube = cube.sel(p=p, lam=lam, method="nearest")
-    freq = cube["freq_Hz"].values
-    pos = freq > 0
-    for m in traces:
-        spec = cell_cube["spectrum"].sel(model=m).values
-        ax_f.loglog(freq[pos], spec[pos], color=_colour(m), lw=0.9, label=m)
-        ax_f.axvline(
-            float(cell_cube["median_freq_Hz"].sel(model=m)), color=_colour(m), ls=":", lw=1.0
-        )
-    chi = ", ".join(
-        f"χ²(LIF, {m}) = {float(cell_cube['chi2'].sel(mass=m)):.3g}" for m in models.names()
-    )
-    ax_f.set_title(
-        f"seed-mean spectra (normalised to sum 1); dotted: median frequency\n{chi}",
-        fontsize="medium",
-    )
-    ax_f.set_xlabel(label("cube", "freq_Hz"))
-    ax_f.set_ylabel(label("cube", "spectrum"))
-    ax_f.legend(loc="lower left", fontsize="small")
-    fig.suptitle(f"Diagnostic cell p = {p:g}, λ = {lam:g}\n{_subtitle(params)}", fontsize="medium")
-    return fig
+    return diagnostic_page(params, cell_cube, net["time_ms"].values, traces, seed)
 
 
 def diagnostic_name(p: float, lam: float) -> str:
@@ -411,6 +1044,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("fig4_chi2", fig_chi2, "Spectra", "fig4_chi2.rst"),
     Figure("fig5_xcorr", fig_xcorr, "Time domain", "fig5_xcorr.rst"),
     Figure("rates", fig_rates, "Network", "rates.rst"),
+    Figure("validity", fig_validity, "Verdicts", "validity.rst"),
+    Figure("assumptions", fig_assumptions, "Verdicts", "assumptions.rst"),
 )
 #: report section and caption of the diagnostic pages (one per ``figures.diagnostic_cells``)
 DIAGNOSTIC = ("Diagnostic cells", "diagnostic.rst")
