@@ -67,7 +67,7 @@ import scipy.signal
 import scipy.stats
 
 from nmmval.analysis.spectra import REL_TIE, chi2_rows, join_above, normalise, split_at_fmax
-from nmmval.analysis.xcorr import RHO_EPS
+from nmmval.analysis.xcorr import RHO_EPS, mean_rho
 
 #: Verdict codes as stored (CF ``flag_values`` / ``flag_meanings``).
 ADEQUATE, UNDECIDED, INADEQUATE = 1, 0, -1
@@ -651,7 +651,7 @@ def noise_ceiling_from_r(r_k: np.ndarray) -> float:
     float
         ρ_ceiling (dimensionless, in [0, 1]).
     """
-    r = np.tanh(_atanh(r_k).mean())
+    r = mean_rho(r_k)
     return float(np.sqrt(max(2.0 * r / (1.0 + r), 0.0)))
 
 
@@ -983,7 +983,7 @@ def combine_cell(
         difference_p=p_diff,
         rho_k=rho_k,
         tau_max_ms_k=tau_max_ms_k,
-        rho_mean=float(np.tanh(_atanh(rho_k).mean())),
+        rho_mean=mean_rho(rho_k),
         rho_lower=rho_lower,
         rho_upper=rho_upper,
         surrogate_p=p_surr,
