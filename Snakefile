@@ -12,6 +12,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/fit.smk"
 include: "workflow/rules/masses.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/gather.smk"

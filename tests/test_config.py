@@ -59,6 +59,8 @@ def test_defaults_filled_from_schema():
         "pdm_n_bins": 200,
         "pdm_v_min_mV": None,
         "pdm_boundary_correction": True,
+        "fit_tau_s_max_ms": 50.0,
+        "fit_gain_max": 10.0,
     }
 
 

@@ -406,6 +406,34 @@ def _cases(tmp):
             "m.nc",
         ),
         (
+            ["fit", "--config", cfg, "--out", str(tmp / "f.nc")],
+            2,
+            "nmmval fit: error: the following arguments are required: --network",
+            "f.nc",
+        ),
+        (
+            ["fit", "--config", cfg, "--network", str(junk), "--out", str(tmp / "f.nc")],
+            1,
+            f"nmmval: {junk}: corrupt network file (",
+            "f.nc",
+        ),
+        (
+            [
+                "masses",
+                "--config",
+                cfg,
+                "--network",
+                str(junk),
+                "--fit",
+                str(tmp / "none.nc"),
+                "--out",
+                str(tmp / "m.nc"),
+            ],
+            1,
+            f"nmmval: {junk}: corrupt network file (",
+            "m.nc",
+        ),
+        (
             ["compare", "--config", cfg, "--network", str(junk), "--out", str(tmp / "c.nc")],
             2,
             "nmmval compare: error: the following arguments are required: --masses",
@@ -518,7 +546,7 @@ def test_every_subcommand_rejects_a_bad_command_line_in_one_line(tmp_path, capsy
             assert not (tmp_path / output).exists(), argv
         assert not list(tmp_path.glob("*.tmp.nc")) and not list(tmp_path.glob(".*.tmp.nc"))
         covered.add(argv[0])
-    assert covered >= {"simulate", "masses", "compare", "gather", "figures", "profile"}
+    assert covered >= {"simulate", "fit", "masses", "compare", "gather", "figures", "profile"}
 
 
 def test_console_script_prints_one_line_for_a_bad_command_line(tmp_path):

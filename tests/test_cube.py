@@ -52,6 +52,8 @@ def _seeds(diverged=None) -> Seeds:
         "rate_I_Hz": np.array([0.0, 0.5, 1.0]),
         "Vbar_mV": np.array([-55.0, -56.0, -57.0]),
     }
+    # the held-out half's pieces: the whole window's (so its verdicts must be the same)
+    values |= {f"{n}_held_out": values[n].copy() for n in datasets.HELD_OUT_PER_SEED}
     assert set(values) == set(datasets.COMPARE)
     return Seeds(
         values=values,
@@ -65,12 +67,17 @@ def _seeds(diverged=None) -> Seeds:
 def test_combine_follows_model_md_section_6():
     seeds = _seeds()
     out = cube.combine(seeds)
-    # every cube variable, each with the cube's dims less p and lambda
-    assert set(out) == set(datasets.CUBE)
+    # every cube variable but the fits (read from fit.nc), each with the cube's dims less p
+    # and lambda
+    assert set(out) == set(datasets.CUBE) - set(datasets.FIT)
     sizes = {"seed": N_SEEDS, "model": N_MODELS, "mass": N_MODELS - 1, "population": 2}
     sizes |= {"freq_Hz": N_FREQ, "lag_ms": N_LAG, "welch_freq_Hz": N_WELCH}
-    for name, var in datasets.CUBE.items():
-        assert out[name].shape == tuple(sizes[d] for d in var.dims[2:]), name
+    sizes |= {"held_out_freq_Hz": N_WELCH}
+    for name in out:
+        assert out[name].shape == tuple(sizes[d] for d in datasets.CUBE[name].dims[2:]), name
+    # the held-out half is combined as the whole window: same pieces, same numbers
+    for name in datasets.HELD_OUT_CELL:
+        np.testing.assert_array_equal(out[f"{name}_held_out"], out[name], err_msg=name)
     v = seeds.values
     whole = np.concatenate([v["power"], v["power_above_fmax"][..., None]], axis=-1)
     mean = whole.mean(axis=0)

@@ -94,6 +94,8 @@ def synthetic_cube(params, rng_seed=0):
         values[name][i, j, m] = np.nan
     for name in ("V_mean_mV", "V_sd_mV", "spectrum", "median_freq_Hz"):
         values[name][i, j, m + 1] = np.nan
+    for name in datasets.HELD_OUT_CELL:  # the held-out half as the whole window
+        values[f"{name}_held_out"] = values[name].copy()
     return cube.describe(params, values, c, Path("synthetic"))
 
 

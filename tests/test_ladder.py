@@ -48,8 +48,9 @@ def cell():
 
 
 def test_registry_holds_the_ladder_after_the_freeman_models():
-    assert models.names() == ("CFM", "MFM", *LADDER)
-    assert [m.variable for m in models.registered()][2:] == ["V_cbm", "V_cbm_r", "V_pdm"]
+    assert models.names() == ("CFM", "MFM", *LADDER, "CFM-fit", "MFM-fit")
+    assert [m.variable for m in models.registered()][2:5] == ["V_cbm", "V_cbm_r", "V_pdm"]
+    assert models.fitted_names() == ("CFM-fit", "MFM-fit")
     colours = [m.colour for m in models.registered()]
     assert len(set(colours)) == len(colours)
 

@@ -7,7 +7,7 @@ import pytest
 
 from nmmval import models
 from nmmval.config import load
-from nmmval.models import Drive, cfm, mfm
+from nmmval.models import Drive, cfm, fitted, mfm
 from nmmval.models.freeman import freeman
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
@@ -72,22 +72,48 @@ def test_every_model_takes_the_common_signature(params, model):
     declared extra traces, time last; the Freeman models start at V̄, the
     others at the network's initial mean (v_reset + v_th)/2 (MODEL.md §5)."""
     n = 500
-    out = model.run(_random_drive(params, n), params)
+    drive = _random_drive(params, n)
+    if model.fitted:  # the derivation's parameters (tau_s, gains 1, no offset)
+        drive = drive._replace(fit={m: fitted.derived(params) for m in models.fitted_names()})
+    out = model.run(drive, params)
     assert out.V_mV.dtype == np.float64 and out.V_mV.shape == (n,)
     assert np.isfinite(out.V_mV).all()
     neu = params.neuron
-    start = -57.0 if model.name in ("CFM", "MFM") else (neu.v_reset_mV + neu.v_th_mV) / 2
+    freeman = ("CFM", "MFM", *models.fitted_names())
+    start = -57.0 if model.name in freeman else (neu.v_reset_mV + neu.v_th_mV) / 2
     assert out.V_mV[0] == pytest.approx(start, abs=1e-3)
     assert set(out.extra) == set(model.extra)
     for name, trace in out.extra.items():
         assert trace.shape[-1] == n and trace.ndim == len(model.extra[name].dims), name
 
 
-@pytest.mark.parametrize("model", models.registered()[2:], ids=models.names()[2:])
+LADDER = [m for m in models.registered()[2:] if not m.fitted]
+FITTED = [m for m in models.registered() if m.fitted]
+
+
+@pytest.mark.parametrize("model", LADDER, ids=[m.name for m in LADDER])
 def test_the_ladder_needs_the_per_population_recordings(params, model):
     phi = _constant_phi(params, (0.01, 0.01, 0.01), 10)
     with pytest.raises(ValueError, match=f"{model.name}: the drive has no per-population"):
         model.run(Drive(phi, params.simulation.dt_ms, -57.0), params)
+
+
+@pytest.mark.parametrize("model", FITTED, ids=[m.name for m in FITTED])
+def test_a_fitted_model_needs_its_parameters(params, model):
+    phi = _constant_phi(params, (0.01, 0.01, 0.01), 10)
+    with pytest.raises(ValueError, match=f"{model.name}: the drive has no fitted parameters"):
+        model.run(Drive(phi, params.simulation.dt_ms, -57.0), params)
+
+
+def test_the_fitted_models_at_the_derivations_parameters_are_cfm_and_mfm_bit_for_bit(params):
+    """CFM-fit and MFM-fit keep Eq. 20 and 24's form (MODEL.md §5.3): at τ_s =
+    masses.tau_s_ms, gains 1 and no offset they are CFM and MFM, same bits."""
+    drive = _random_drive(params, 2000)
+    drive = drive._replace(fit={m: fitted.derived(params) for m in models.fitted_names()})
+    by_name = {m.name: m for m in models.registered()}
+    for plain, fit in (("CFM", "CFM-fit"), ("MFM", "MFM-fit")):
+        V_fit, V = (by_name[m].run(drive, params).V_mV for m in (fit, plain))
+        np.testing.assert_array_equal(V_fit, V)
 
 
 def test_step_input_matches_discrete_closed_form():

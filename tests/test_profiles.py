@@ -72,7 +72,7 @@ def test_slurm_profile_keys():
     assert cfg["executor"] == "slurm"
     assert cfg["slurm-logdir"]
     assert cfg["slurm-init-seconds-before-status-checks"] > 0
-    for rule in ("simulate", "masses", "compare"):
+    for rule in ("simulate", "fit", "masses", "compare"):
         res = cfg["set-resources"][rule]
         assert {"mem_mb", "runtime", "cpus_per_task"} <= set(res), rule
         assert res["cpus_per_task"] == cfg["set-threads"][rule], rule

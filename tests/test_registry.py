@@ -23,7 +23,7 @@ from conftest import ROOT
 
 CELL = {"p": 0.2, "lam": 0.8, "seed": 0}
 #: the models registered by nmmval itself
-MASSES = ["CFM", "MFM", "CBM", "CBM-R", "PDM"]
+MASSES = ["CFM", "MFM", "CBM", "CBM-R", "PDM", "CFM-fit", "MFM-fit"]
 TINY = {
     "run": "toy",
     "grid": {"p": [CELL["p"]], "lam": [CELL["lam"]], "seeds": [CELL["seed"]]},
@@ -70,15 +70,17 @@ def run_dir(tmp_path):
 
 
 def _sweep(run_dir):
-    """simulate -> masses -> compare of the one cell, then gather and figures."""
+    """simulate -> fit -> masses -> compare of the one cell, then gather and figures."""
     root, config = run_dir
     cell = store.cell_dir(root, **CELL)
     net, mas, cmp = (cell / f"{k}.nc" for k in ("network", "masses", "compare"))
+    fit = store.fit_path(root, CELL["p"], CELL["lam"])
     common = ["--config", str(config)]
     where = ["--p", str(CELL["p"]), "--lam", str(CELL["lam"]), "--seed", str(CELL["seed"])]
     argvs = [
         ["simulate", *common, *where, "--threads", "1", "--out", str(net)],
-        ["masses", *common, "--network", str(net), "--out", str(mas)],
+        ["fit", *common, "--network", str(net), "--out", str(fit)],
+        ["masses", *common, "--network", str(net), "--fit", str(fit), "--out", str(mas)],
         ["compare", *common, "--network", str(net), "--masses", str(mas), "--out", str(cmp)],
         ["gather", *common, "--results", str(root), "--out", str(root / "cube.nc")],
         ["figures", *common, "--cube", str(root / "cube.nc"), "--results", str(root),

@@ -40,6 +40,8 @@ CELL_JOBS = ("simulate", "masses", "compare")
 #: the file each of CELL_JOBS writes in its cell's folder
 CELL_FILES = ("network.nc", "masses.nc", "compare.nc")
 N_CELLS = 8
+#: fit jobs: one per <p, lambda>, on all its seeds (MODEL.md section 5.3)
+N_FITS = 4
 #: the cell the corruption and determinism tests pick on
 CELL = "p~0.100/lam~0.800/seed~0001"
 #: a small, fast network for the CLI-level tests
@@ -115,7 +117,11 @@ def _finished(workdir: Path) -> dict[Path, int]:
 
 
 def _benchmark(cell_file: Path) -> Path:
-    """The benchmark file of the job that writes ``cell_file`` (a cell's network.nc, ...)."""
+    """The benchmark file of the job that writes ``cell_file`` (a cell's network.nc, ...,
+    or a <p, lambda>'s fit.nc)."""
+    if cell_file.name == "fit.nc":
+        cells = cell_file.parents[2]
+        return cells.parent / "benchmarks" / "fit" / f"{cell_file.parent.relative_to(cells)}.tsv"
     cells = cell_file.parents[3]
     rule = CELL_JOBS[CELL_FILES.index(cell_file.name)]
     return cells.parent / "benchmarks" / rule / f"{cell_file.parent.relative_to(cells)}.tsv"
@@ -189,6 +195,7 @@ def reference_run(tmp_path_factory) -> Path:
         assert res.returncode == 0, res.stderr[-3000:]
         counts = _job_counts(res.stdout + res.stderr)
         assert _cell_jobs(counts) == 3 * N_CELLS and counts.get("gather") == 1, counts
+        assert counts.get("fit") == N_FITS, counts
         done.touch()
     return workdir
 
@@ -224,8 +231,8 @@ def test_killed_during_simulate_then_compare_resumes_and_matches(reference, tmp_
     assert _cell_jobs(_job_counts((tmp_path / "second.log").read_text())) == 3 * N_CELLS
     # no compare job got past writing its temporary; the cell it compared is done
     middle = _finished(workdir)
-    done_nc = [p for p in middle if p.suffix == ".nc"]
-    assert {p.name for p in done_nc} == {"network.nc", "masses.nc"}, done_nc
+    done_nc = [p for p in middle if p.suffix == ".nc" and p.name != "fit.nc"]
+    assert {p.name for p in middle if p.suffix == ".nc"} == {"network.nc", "fit.nc", "masses.nc"}
     assert any(p.name.startswith(".compare.nc.") for p in _temporaries(workdir))
     assert not (res_dir / "cube.nc").exists()
 
@@ -235,7 +242,7 @@ def test_killed_during_simulate_then_compare_resumes_and_matches(reference, tmp_
     counts = _job_counts(res.stdout + res.stderr)
     assert _cell_jobs(counts) == 3 * N_CELLS - len(done_nc) + len(incomplete), counts
     assert counts.get("gather") == 1 and counts.get("figures") == 1, counts
-    assert len(list((res_dir / "benchmarks").rglob("*.tsv"))) == 3 * N_CELLS
+    assert len(list((res_dir / "benchmarks").rglob("*.tsv"))) == 3 * N_CELLS + N_FITS
     assert _temporaries(workdir) == [], "temporary files of killed writers left behind"
     _assert_same_cube(workdir, reference)
 
@@ -302,22 +309,27 @@ def test_corrupt_cell_fails_its_job_and_a_rerun_redoes_that_cell_only(reference,
     net = res_dir / "cells" / CELL / "network.nc"
     _corrupt(net, "truncated")
     before = _finished(workdir)
+    pair = CELL.rsplit("/", 1)[0]  # p~…/lam~…: the fit reads every seed's network.nc
+    seeds = sorted((res_dir / "cells" / pair).glob("seed~*"))
 
-    # the corrupt file is newer than its masses.nc: masses reruns on it and fails
+    # the corrupt file is newer than its <p, lambda>'s fit.nc: fit reruns on it and fails
     res = _run(workdir)
     assert res.returncode != 0
-    assert "Error in rule masses" in res.stdout + res.stderr
-    log = res_dir / "logs" / "masses" / f"{CELL}.log"
+    assert "Error in rule fit" in res.stdout + res.stderr
+    log = res_dir / "logs" / "fit" / f"{pair}.log"
     lines = log.read_text().splitlines()
     rel = f"results/tiny/cells/{CELL}/network.nc"
     assert len(lines) == 1 and lines[0].startswith(f"nmmval: {rel}: corrupt network file ("), lines
 
-    # the same command fails again on the same file (it stays newer than masses.nc)
-    chain = {"simulate": 1, "masses": 1, "compare": 1, "gather": 1, "figures": 1, "all": 1}
+    # the same command fails again on the same file (it stays newer than fit.nc); the fit
+    # and every seed of the pair downstream of it wait on it
+    n = len(seeds)
+    chain = {"simulate": 1, "fit": 1, "masses": n, "compare": n, "gather": 1, "figures": 1}
+    chain["all"] = 1
     dry = _run(workdir, "-n", timeout=120)
     assert dry.returncode == 0
     again = _job_counts(dry.stdout + dry.stderr)
-    assert again.get("masses") == 1 and "simulate" not in again, again
+    assert again.get("fit") == 1 and again.get("masses") == n and "simulate" not in again, again
 
     # deleting files is NOT enough: the cube is up to date, and Snakemake does not
     # remake missing inputs of an existing output (network.nc, or the whole cell)
@@ -327,14 +339,16 @@ def test_corrupt_cell_fails_its_job_and_a_rerun_redoes_that_cell_only(reference,
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
     shutil.move(tmp_path / "broken_cell", cell)
 
-    # the fix: --forcerun on the broken file redoes that cell only, then gather and figures
+    # the fix: --forcerun on the broken file redoes that cell, its pair's fit and what the
+    # fit feeds (masses, compare of the pair's seeds), then gather and figures; no other cell
     res = _run(workdir, "--forcerun", rel)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert _job_counts(res.stdout + res.stderr) == chain | {"total": 6}
+    assert _job_counts(res.stdout + res.stderr) == chain | {"total": sum(chain.values())}
     redone = {p for p, t in before.items() if p.exists() and p.stat().st_mtime_ns != t}
-    this_cell = {cell / f"{r}.nc" for r in ("network", "masses", "compare")}
-    this_cell |= {res_dir / "benchmarks" / r / f"{CELL}.tsv" for r in CELL_JOBS}
-    assert redone == this_cell, redone ^ this_cell
+    this_pair = {cell / "network.nc", res_dir / "cells" / pair / "fit.nc"}
+    this_pair |= {s / f"{r}.nc" for s in seeds for r in ("masses", "compare")}
+    this_pair |= {_benchmark(f) for f in this_pair}
+    assert redone == this_pair, redone ^ this_pair
     assert {p for p in before if not p.exists()} == set(), "a file of another cell was lost"
     assert all((cell / f"{k}.nc").is_file() for k in ("network", "masses", "compare"))
     _assert_same_cube(workdir, reference)

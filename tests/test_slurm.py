@@ -8,10 +8,11 @@ then runs with ``--profile profiles/slurm`` plus a test override (partition
 
 A clean sweep must:
 
-- run every heavy job (rules simulate, masses, compare) inside a Slurm job:
-  each ``sbatch`` of the run is in ``sacct``, COMPLETED, under the run's job
-  name, and the job logs name the rule and cell each one ran (the profile
-  groups a cell's three rules into one job);
+- run every heavy job (rules simulate, fit, masses, compare) inside a Slurm
+  job: each ``sbatch`` of the run is in ``sacct``, COMPLETED, under the run's
+  job name, and the job logs name the rule and cell each one ran (the profile
+  groups a cell's masses and compare into one job; simulate runs alone, as
+  masses needs the fit of all the seeds of its <p, λ>);
 - produce the same cube as the same config run locally (``profiles/local``).
 
 A second sweep, with the profile's ``retries``, meets three faults, each on
@@ -19,8 +20,9 @@ cells of its own: ``slurmd`` restarted while jobs run (they carry on), a job
 that hangs past its time limit (Slurm ends it, TIMEOUT, and Snakemake
 resubmits it) and a job cancelled with ``scancel`` while it runs (the plugin
 never notices: once the run waits for nothing else it is interrupted, and the
-same command run again redoes just that cell). No cell runs twice but by its
-fault, and the cube is the local one.
+same command run again redoes just that cell and what it held back: the fit
+of its <p, λ> and the masses and compare of its other seeds). No cell runs
+twice but by its fault, and the cube is the local one.
 
 4–5 min on 2 idle cores, up to 9 min under load (see tests/cluster/README.md).
 """
@@ -50,12 +52,20 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 TINY = REPO / "tests" / "data" / "tiny.yaml"
 CLUSTER_SCRIPT = REPO / "tests" / "cluster" / "slurm-single-node.sh"
-HEAVY_RULES = ("simulate", "masses", "compare")
-N_CELLS = 8  # tiny.yaml: 2 p x 2 lambda x 2 seeds
+HEAVY_RULES = ("simulate", "fit", "masses", "compare")
+#: the rules run once per cell <p, lam, seed>; fit runs once per <p, lam>
+CELL_RULES = ("simulate", "masses", "compare")
+N_SEEDS = 2  # tiny.yaml: 2 p x 2 lambda x 2 seeds
+N_CELLS = 4 * N_SEEDS
+N_FITS = 4
 PARTITION = "debug"
 PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "config.v8+.yaml").read_text())
-# Slurm jobs a cell needs: one (the profile's groups) or one a rule (without them).
-JOBS_PER_CELL = 1 if PROFILE.get("groups") else len(HEAVY_RULES)
+# Slurm jobs a cell needs: simulate, then masses and compare in one job (the profile's
+# groups: masses needs the fit of all seeds, so simulate cannot join them), or one a rule.
+JOBS_PER_CELL = 2 if PROFILE.get("groups") else len(CELL_RULES)
+# Steps a cancelled simulate job holds back: itself, the fit of its <p, lam>, and masses
+# and compare of every seed of that <p, lam>
+HELD_BACK = 2 + 2 * N_SEEDS
 # In a Slurm job's log the jobstep announces each rule it runs, then its wildcards.
 JOBSTEP_RULE = re.compile(r"^\s*localrule (\w+):\n(?:.*\n)*?\s*wildcards: (.+)$", re.MULTILINE)
 SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: (.+?)\)")
@@ -289,6 +299,11 @@ def _states_by_cell(text: str, since: float) -> dict[str, list[str]]:
     return dict(states)
 
 
+def _pair(cell: str) -> str:
+    """The ``p=…, lam=…`` part of a cell's wildcards: its fit job's."""
+    return ", ".join(kv for kv in cell.split(", ") if not kv.startswith("seed="))
+
+
 def _cell_dir(cell: str) -> Path:
     """A cell's directory below results/<run>/cells from its wildcards ``p=…, lam=…, seed=…``."""
     return Path(CELL_PATTERN.format(**dict(kv.split("=") for kv in cell.split(", "))))
@@ -414,8 +429,9 @@ def test_tiny_sweep_through_slurm_matches_local(slurm_cluster, local_cube, tmp_p
             ran[rule].append(cell)
     assert set(ran) == set(HEAVY_RULES), dict(ran)  # gather, figures: local rules
     for rule in HEAVY_RULES:
-        assert len(ran[rule]) == len(set(ran[rule])) == N_CELLS, (rule, ran[rule])
-    assert len(rows) == JOBS_PER_CELL * N_CELLS, rows  # and no retries
+        n = N_CELLS if rule in CELL_RULES else N_FITS
+        assert len(ran[rule]) == len(set(ran[rule])) == n, (rule, ran[rule])
+    assert len(rows) == JOBS_PER_CELL * N_CELLS + N_FITS, rows  # and no retries
 
     # 2. the same cube as the local run, bit for bit
     _assert_same_cube(workdir / "results" / "tiny" / "cube.nc", local_cube)
@@ -469,8 +485,8 @@ def test_slurm_faults_recover(slurm_cluster, local_cube, tmp_path):
                     "the plugin now reports a scancelled job as failed: test the retry "
                     "instead, and update tests/cluster/README.md"
                 )
-            all_but_one = _steps_done(text) == len(HEAVY_RULES) * (N_CELLS - 1)
-            return (all_but_one and not _squeue(_run_id(text))) or None
+            all_but_held = _steps_done(text) == len(CELL_RULES) * N_CELLS + N_FITS - HELD_BACK
+            return (all_but_held and not _squeue(_run_id(text))) or None
 
         _poll("run waiting for the cancelled job only", waiting_for_cancelled, 900, run)
         stopped = run.interrupt()
@@ -478,11 +494,22 @@ def test_slurm_faults_recover(slurm_cluster, local_cube, tmp_path):
     text = log.read_text(errors="replace")
 
     states = _states_by_cell(text, since=t0)
-    assert len(states) == N_CELLS, states
+    # every cell, and every <p, lam>'s fit but the one the cancelled cell holds back
+    assert len(states) == N_CELLS + N_FITS - 1, states
     done = ["COMPLETED"] * JOBS_PER_CELL
+    fits = {c for c in states if "seed=" not in c}
+    assert {c: states[c] for c in fits} == dict.fromkeys(fits, ["COMPLETED"]), states
+    # the other seeds of the cancelled cell's <p, lam>: simulated, then waiting for its fit
+    siblings = {c for c in states if c != cancelled_cell and _pair(c) == _pair(cancelled_cell)}
+
+    def expected(cell: str) -> list[str]:
+        """Its jobs' states: (a TIMEOUT,) simulate, then masses + compare unless held back."""
+        first = ["TIMEOUT"] if cell == hung_cell else []
+        return first + (done[:1] if cell in siblings else done)
+
     for cell in survivors:
-        assert states[cell] == done, f"slurmd restart: {cell} not done in its first job"
-    assert states[hung_cell] == ["TIMEOUT", *done], f"time limit: {hung_cell} not retried once"
+        assert states[cell] == expected(cell), f"slurmd restart: {cell} not done in its first job"
+    assert states[hung_cell] == expected(hung_cell), f"time limit: {hung_cell} not retried once"
     assert _reported_failed(text, hung_job), "time limit: the TIMEOUT not reported as an error"
     jobids = set(dict(SUBMITTED.findall(text)))
     _poll(
@@ -491,12 +518,13 @@ def test_slurm_faults_recover(slurm_cluster, local_cube, tmp_path):
         60,
     )
     assert states[cancelled_cell] == ["CANCELLED"], f"scancel: {cancelled_cell} resubmitted"
-    untouched = set(states) - survivors - {hung_cell, cancelled_cell}
-    assert {c: states[c] for c in untouched} == dict.fromkeys(untouched, done), (
+    others = set(states) - {cancelled_cell} - fits
+    assert {c: states[c] for c in others} == {c: expected(c) for c in others}, (
         "a cell without a fault ran more than once"
     )
 
-    # scancel, recovered: the same command again redoes the cancelled cell, nothing else
+    # scancel, recovered: the same command again redoes the cancelled cell and what it held
+    # back (the fit of its <p, lam>, masses and compare of its other seeds), nothing else
     cells = workdir / "results" / "tiny" / "cells"
     cancelled_dir = cells / _cell_dir(cancelled_cell)
 
@@ -514,8 +542,11 @@ def test_slurm_faults_recover(slurm_cluster, local_cube, tmp_path):
     assert _run(cmd, cwd=workdir, log_path=rerun_log, timeout=600) == 0, _tail(rerun_log, 60)
     print(f"rerun after the scancel: {time.time() - t1:.1f} s", file=sys.stderr)
     rerun = _states_by_cell(rerun_log.read_text(errors="replace"), since=t1)
-    assert rerun == {cancelled_cell: done}, (
-        "scancel: the rerun did not redo just the cancelled cell"
+    held_back = {cancelled_cell: done, _pair(cancelled_cell): ["COMPLETED"]}
+    held_back |= dict.fromkeys(siblings, done[1:])  # their masses + compare
+    assert rerun == held_back, "scancel: the rerun did not redo just what the cancel held back"
+    after = finished_outputs()
+    assert {p: after.get(p) for p in before} == before, (
+        "scancel: the rerun rewrote outputs of finished cells"
     )
-    assert finished_outputs() == before, "scancel: the rerun rewrote outputs of finished cells"
     _assert_same_cube(workdir / "results" / "tiny" / "cube.nc", local_cube)

@@ -21,7 +21,7 @@ import pytest
 import scipy.signal
 import xarray as xr
 
-from nmmval import config, cube, datasets, models, store
+from nmmval import config, cube, datasets, fit, models, store
 from nmmval.analysis.diagnostics import (
     closure_error,
     damping_ratio,
@@ -131,16 +131,19 @@ def _recordings(params, seed, diverge=False, closures=True):
 
 @pytest.fixture(scope="module")
 def run(params, tmp_path_factory):
-    """compare.nc of every seed written where gather reads them; the last model diverges in
-    one seed of a second run."""
+    """compare.nc of every seed and the cell's fit.nc written where gather reads them; the last
+    model diverges in one seed of a second run."""
     roots = {}
     for name in ("clean", "diverged"):
         root = tmp_path_factory.mktemp(name)
+        networks = []
         for seed in SEEDS:
             diverge = name == "diverged" and seed == DIVERGED["seed"]
             network, masses = _recordings(params, seed, diverge, closures=seed != 1)
             ds = compare_cell(network, masses, params).to_dataset(params)
             store.write_dataset(ds, _path(root, seed))
+            networks.append(network)
+        store.write_dataset(fit.run(networks, params), store.fit_path(root, **CELL))
         roots[name] = root
     return roots
 

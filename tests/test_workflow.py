@@ -107,6 +107,7 @@ def test_paper_dry_run_builds_the_1050_cell_dag(tmp_path):
     counts = _job_counts(res.stdout + res.stderr)
     for rule in CELL_JOBS:
         assert counts.get(rule) == 21 * 5 * 10, counts
+    assert counts.get("fit") == 21 * 5, counts  # one per <p, lambda>, all its seeds
     assert counts.get("gather") == 1 and counts.get("figures") == 1, counts
     assert not (tmp_path / "results").exists(), "a dry run must not write results"
 
@@ -242,6 +243,7 @@ def test_tiny_run_produces_the_cube_and_every_figure(tiny_run):
     assert (tiny_run / "config.resolved.yaml").is_file()
     for kind in CELL_JOBS:
         assert len(list((tiny_run / "benchmarks" / kind).rglob("*.tsv"))) == 8, kind
+    assert len(list((tiny_run / "benchmarks" / "fit").rglob("*.tsv"))) == 4
 
 
 @pytest.mark.slow
@@ -259,8 +261,9 @@ def test_killed_run_resumes_only_missing_jobs_and_matches(tiny_run, tmp_path):
 
     outputs = sorted(p for p in cells.rglob("*.nc") if not p.name.endswith(".tmp.nc"))
     before = {p: p.stat().st_mtime_ns for p in outputs}
-    # no masses job got past writing its temporary; the network it read is done
-    assert {p.name for p in before} == {"network.nc"}, before
+    # no masses job got past writing its temporary; the network and fit it read are done
+    assert {p.name for p in before} == {"network.nc", "fit.nc"}, before
+    networks = [p for p in before if p.name == "network.nc"]
     # a SIGKILL leaves Snakemake's lock behind: unlock, then resume (as the README says)
     res = _snakemake(workdir, "--configfile", str(TINY), "--unlock", timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -269,12 +272,14 @@ def test_killed_run_resumes_only_missing_jobs_and_matches(tiny_run, tmp_path):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     rewritten = [p for p, t in before.items() if p.stat().st_mtime_ns != t]
-    # only a network the job beside the one that fired renamed into place just
-    # before the kill, unrecorded by Snakemake, may be redone
-    assert len(rewritten) <= 1, rewritten
+    # only a file the job beside the one that fired renamed into place just before the
+    # kill, unrecorded by Snakemake, may be redone (and, if a network, its cell's fit)
+    assert len([p for p in rewritten if p.name == "network.nc"]) <= 1, rewritten
+    assert len(rewritten) <= 2, rewritten
     counts = _job_counts(res.stdout + res.stderr)
     n_cell_jobs = sum(counts.get(k, 0) for k in CELL_JOBS)
-    assert n_cell_jobs == 3 * 8 - len(before) + len(rewritten), counts
+    redone = len([p for p in rewritten if p.name == "network.nc"])
+    assert n_cell_jobs == 3 * 8 - len(networks) + redone, counts
     assert list(cells.rglob("*.tmp.nc")) == [], "temporary files of killed writers left behind"
 
     resumed = xr.open_dataset(workdir / "results" / "tiny" / "cube.nc")

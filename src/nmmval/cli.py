@@ -48,14 +48,25 @@ def cmd_simulate(args) -> None:
     store.write_dataset(ds, args.out)
 
 
+def cmd_fit(args) -> None:
+    """Fit the fitted mass models to one cell's seeds; write fit.nc."""
+    from nmmval import fit
+
+    params = cfgmod.load(args.config, args.set)
+    nets = [store.open_dataset(path, "network", params) for path in args.network]
+    store.check_writable(args.out)
+    store.write_dataset(fit.run(nets, params), args.out)
+
+
 def cmd_masses(args) -> None:
     """Drive every registered mass model with a network's recorded input; write masses.nc."""
     from nmmval import masses
 
     params = cfgmod.load(args.config, args.set)
     net = store.open_dataset(args.network, "network", params)
+    fit = None if args.fit is None else store.open_dataset(args.fit, "fit", params)
     store.check_writable(args.out)
-    store.write_dataset(masses.run(net, params), args.out)
+    store.write_dataset(masses.run(net, params, fit), args.out)
 
 
 def cmd_compare(args) -> None:
@@ -136,8 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--out", required=True, help="network.nc to write")
 
+    sp = add("fit", cmd_fit, "fit the fitted Freeman models to the seeds of one cell <p, lam>")
+    sp.add_argument("--network", required=True, nargs="+", help="network.nc of every seed")
+    sp.add_argument("--out", required=True, help="fit.nc to write")
+
     sp = add("masses", cmd_masses, "drive every mass model with a network's recorded input")
     sp.add_argument("--network", required=True)
+    sp.add_argument(
+        "--fit",
+        default=None,
+        help="the cell's fit.nc (default: fit the fitted models to this network alone)",
+    )
     sp.add_argument("--out", required=True, help="masses.nc to write")
 
     sp = add("compare", cmd_compare, "compare the network and the mass models of one cell")

@@ -102,6 +102,7 @@ def traces(network: xr.Dataset, masses: xr.Dataset, params: Params) -> Traces:
         v_a,
         v_b,
         lambda k: surrogate_rng(params, *cell, k),
+        lambda k: surrogate_rng(params, *cell, k, held_out=True),
     )
 
 

@@ -256,12 +256,14 @@ class SimulationParams:
 
 @dataclass(frozen=True)
 class MassParams:
-    """Mass models: the Freeman models (Eqs. 20, 24) and the PDM's grid (MODEL.md §5)."""
+    """Mass models: Freeman models (Eqs. 20, 24), the PDM's grid, the fits' bounds (MODEL.md §5)."""
 
     tau_s_ms: float
     pdm_n_bins: int
     pdm_v_min_mV: float | None
     pdm_boundary_correction: bool
+    fit_tau_s_max_ms: float
+    fit_gain_max: float
 
 
 @dataclass(frozen=True)

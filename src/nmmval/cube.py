@@ -32,7 +32,11 @@ cell's seeds, whatever the grid. Seeds are combined as MODEL.md §6 says:
 - diagnostics (§4, §5.1): mean and sd of every model's V, ΣḠ, ζ, the
   closure error and when a model diverged, per seed (and V's as seed means);
 - the PDM's rate against the network's (§5.2): relative error of the mean
-  and correlation per population, per seed and as seed means.
+  and correlation per population, per seed and as seed means;
+- the held-out half [T_mid, T) (§5.3): the protocol again on the second half
+  of the window for every model (``*_held_out``), where the fitted models
+  are judged, and their fitted parameters from the cell's fit.nc
+  (:func:`read_fit`).
 
 NaN appears only where a quantity is undefined (e.g. the synchrony of a
 network in which no train has two spikes); every such variable carries a
@@ -50,6 +54,7 @@ from nmmval import datasets, models, store
 from nmmval.analysis.measures import MEASURES, Seeds, sign_rng
 from nmmval.analysis.protocol import paper_chi2_cut, welch_frequencies
 from nmmval.datasets import CUBE, DIAGNOSTICS, LIF, NETWORK_SCALARS, POPULATIONS
+from nmmval.models import SYNAPSE_TYPES
 from nmmval.store import InputError
 
 #: config keys a compare.nc must share with the run's config to enter its cube
@@ -108,6 +113,7 @@ def coordinates(params) -> dict[str, np.ndarray]:
     n_lag = int(round(ana.max_lag_ms / sim.dt_ms))
     above = full[~keep][0] if (~keep).any() else full[-1] + (full[1] - full[0])
     welch = welch_frequencies(n, sim.dt_ms, ana.welch_segment_ms)
+    held_out = welch_frequencies(n - n // 2, sim.dt_ms, ana.welch_segment_ms)
     return {
         "p": np.asarray(params.grid_p, dtype=np.float64),
         "lam": np.asarray(params.grid_lam, dtype=np.float64),
@@ -117,7 +123,10 @@ def coordinates(params) -> dict[str, np.ndarray]:
         "freq_Hz": full[keep],
         "lag_ms": np.arange(-n_lag, n_lag + 1) * sim.dt_ms,
         "welch_freq_Hz": welch[welch <= ana.fmax_store_Hz],
+        "held_out_freq_Hz": held_out[held_out <= ana.fmax_store_Hz],
         "population": list(POPULATIONS),
+        "synapse": list(SYNAPSE_TYPES),
+        "fitted": list(models.fitted_names()),
         "freq_above_Hz": float(above),
         "n_samples": n,
     }
@@ -146,7 +155,7 @@ def _check_cell(ds: xr.Dataset, path: Path, params, coords, p, lam, seed) -> Non
             f"{path}: holds cell {ds.attrs.get('p')}, {ds.attrs.get('lam')}, "
             f"{ds.attrs.get('seed')}, not {p}, {lam}, {seed}"
         )
-    for name in ("freq_Hz", "lag_ms", "welch_freq_Hz"):
+    for name in ("freq_Hz", "lag_ms", "welch_freq_Hz", "held_out_freq_Hz"):
         have = ds[name].values
         if have.shape != coords[name].shape or not np.allclose(have, coords[name]):
             raise InputError(f"{path}: {name} does not match the run's config")
@@ -177,6 +186,31 @@ def read_cell(params, results_dir: Path, p: float, lam: float, coords: dict) -> 
             values.append(ds[name].values)
         ds.close()
     return {name: np.stack(values) for name, values in per_seed.items()}
+
+
+def read_fit(params, results_dir: Path, p: float, lam: float, coords: dict) -> dict:
+    """The fitted models' parameters of one cell (fit.nc; MODEL.md §5.3).
+
+    Raises
+    ------
+    nmmval.store.InputError
+        One line naming a missing, corrupt or foreign fit.nc.
+    """
+    path = store.fit_path(results_dir, p, lam)
+    ds = store.open_dataset(path, "fit")
+    stored = store.stored_config(ds, path)
+    for key in _MUST_MATCH:
+        if _lookup(stored, key) != _lookup(params.resolved, key):
+            raise InputError(f"{path}: made with a different {key} than the run's config")
+    if not np.allclose((float(ds.attrs.get("p", np.nan)), float(ds.attrs.get("lam", np.nan))),
+                       (p, lam)):  # fmt: skip
+        raise InputError(f"{path}: holds cell {ds.attrs.get('p')}, {ds.attrs.get('lam')}")
+    if list(ds["fitted"].values) != coords["fitted"]:
+        raise InputError(
+            f"{path}: fitted models {list(ds['fitted'].values)}, not the registry's "
+            f"{coords['fitted']}"
+        )
+    return {name: ds[name].values for name in datasets.FIT}
 
 
 def combine(seeds: Seeds) -> dict[str, np.ndarray]:
@@ -314,6 +348,7 @@ def gather(params, results_dir: Path) -> xr.Dataset:
                 analysis=params.analysis,
                 sign_rng=lambda k, p=p, lam=lam: sign_rng(params, p, lam, k),
             )
-            for name, v in combine(seeds).items():
+            cell = {**combine(seeds), **read_fit(params, results_dir, p, lam, c)}
+            for name, v in cell.items():
                 values[name][i, j] = v
     return describe(params, values, c, results_dir)

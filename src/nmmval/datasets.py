@@ -1,4 +1,4 @@
-"""The layouts of nmmval's files, declared once: network.nc, masses.nc, compare.nc, cube.nc.
+"""The layouts of nmmval's files, declared once: network.nc, fit.nc, masses.nc, compare.nc, cube.nc.
 
 Every variable of every file is one :class:`Var` row below: its dimensions,
 dtype, units, a short ``long_name`` (at most :data:`LONG_NAME_MAX` characters:
@@ -135,6 +135,14 @@ COORDS: dict[str, Var] = {
         "frequency of the Welch spectra",
         comment="bins of one analysis.welch_segment_ms segment, up to analysis.fmax_store_Hz",
     ),
+    "held_out_freq_Hz": Var(
+        ("held_out_freq_Hz",),
+        "float64",
+        "Hz",
+        "frequency of the held-out Welch spectra",
+        comment="bins of one analysis.welch_segment_ms segment (or of the whole held-out half "
+        "if shorter), up to analysis.fmax_store_Hz",
+    ),
     "surrogate": Var(
         ("surrogate",),
         "int32",
@@ -154,6 +162,13 @@ COORDS: dict[str, Var] = {
     "seed": Var(("seed",), "int32", "1", "repetition index", "a new graph, drive and noise"),
     "population": Var(("population",), "str", None, "population of the network (E, I)"),
     "synapse": Var(("synapse",), "str", None, "synapse type σ (E, I, ext)"),
+    "fitted": Var(
+        ("fitted",),
+        "str",
+        None,
+        "fitted mass model",
+        comment="a mass model whose parameters are fitted per cell (MODEL.md §5.3)",
+    ),
     "half": Var(
         ("half",),
         "str",
@@ -442,6 +457,71 @@ COMPARE: dict[str, Var] = {
     **NETWORK_SCALARS,
 }
 
+# ------------------------------------------------------------------ held-out half (MODEL.md §5.3)
+_HELD_OUT = (
+    "on the held-out half [T_mid, T) of the analysis window only, where the fitted models are "
+    "judged (MODEL.md §5.3)"
+)
+
+
+def held_out(var: Var) -> Var:
+    """The same quantity on the held-out half [T_mid, T); Welch bins on ``held_out_freq_Hz``."""
+    dims = tuple("held_out_freq_Hz" if d == "welch_freq_Hz" else d for d in var.dims)
+    comment = f"{_HELD_OUT}; {var.comment}" if var.comment else _HELD_OUT
+    return dataclasses.replace(var, dims=dims, comment=comment.replace("[T0, T)", "[T_mid, T)"))
+
+
+#: compare.nc variables recomputed on the held-out half, as ``<name>_held_out``
+HELD_OUT_PER_SEED = (
+    "diverged",
+    "tau_max_ms",
+    "rho_max",
+    "welch_power",
+    "welch_power_above_fmax",
+    "welch_power_half",
+    "welch_power_half_above_fmax",
+    "split_half_r",
+    "rho_surrogate",
+)
+COMPARE.update({f"{name}_held_out": held_out(COMPARE[name]) for name in HELD_OUT_PER_SEED})
+
+# ------------------------------------------------------------------ fit.nc (MODEL.md §5.3)
+FIT: dict[str, Var] = {
+    "fit_tau_s_ms": Var(("fitted",), "float64", "ms", "fitted τ_s"),
+    "fit_gain": Var(
+        ("fitted", "synapse"),
+        "float64",
+        "1",
+        "fitted gain of ĝ_σ/g_L",
+        comment="factor on the derived g_hat_sigma/g_L of each input type (1: the paper's "
+        "derivation); 1 for a type without input before T_mid (not identifiable)",
+    ),
+    "fit_offset_mV": Var(("fitted",), "float64", "mV", "fitted offset of V"),
+    "fit_rms_mV": Var(
+        ("fitted",),
+        "float64",
+        "mV",
+        "training RMS of V_model − V_LIF",
+        comment="over [T0, T_mid) of every seed of the cell, with the fitted parameters",
+    ),
+    "fit_rms_derived_mV": Var(
+        ("fitted",),
+        "float64",
+        "mV",
+        "training RMS with derived parameters",
+        comment="as fit_rms_mV with tau_s = masses.tau_s_ms, gains 1 and no offset",
+    ),
+    "fit_status": Var(
+        ("fitted",),
+        "int8",
+        "1",
+        "fit accepted or rejected",
+        comment="rejected: the model diverges with the best parameters found in some seed "
+        "(MODEL.md §5.3)",
+        flags=("accepted", "rejected_diverges"),
+    ),
+}
+
 # ------------------------------------------------------------------ cube.nc (MODEL.md §6)
 _CELL = ("p", "lam")
 _SEED = ("p", "lam", "seed")
@@ -665,9 +745,33 @@ CUBE: dict[str, Var] = {
         flag_masks=(1, 2, 4, 8),
     ),
 }
+#: cube variables of the protocol recomputed on the held-out half, as ``<name>_held_out``
+HELD_OUT_CELL = (
+    "verdict",
+    "verdict_reasons",
+    "equivalence_bound",
+    "equivalence_margin",
+    "difference_chi2",
+    "difference_p",
+    "rho_lower",
+    "rho_upper",
+    "rho_surrogate_p",
+    "rho_over_ceiling",
+    "chi2_welch_seed",
+    "chi2_null_mean",
+    "chi2_floor",
+    "rho_ceiling",
+    "rho_level",
+    "split_half_r_seed",
+    "rho",
+    "tau_max_ms",
+    "diverged_seed",
+)
+CUBE.update({f"{name}_held_out": held_out(CUBE[name]) for name in HELD_OUT_CELL})
+CUBE.update({name: var.over(*_CELL) for name, var in FIT.items()})
 
-_FIXED = {"network": NETWORK, "compare": COMPARE, "cube": CUBE}
-KINDS = ("network", "masses", "compare", "cube")
+_FIXED = {"network": NETWORK, "fit": FIT, "compare": COMPARE, "cube": CUBE}
+KINDS = ("network", "fit", "masses", "compare", "cube")
 
 
 def layout(kind: str, models: Iterable = ()) -> dict[str, Var]:
@@ -675,7 +779,7 @@ def layout(kind: str, models: Iterable = ()) -> dict[str, Var]:
 
     Parameters
     ----------
-    kind : {"network", "masses", "compare", "cube"}
+    kind : {"network", "fit", "masses", "compare", "cube"}
     models : iterable of nmmval.models.MassModel
         The registered mass models; used for masses.nc only.
     """
@@ -715,7 +819,7 @@ def build(
 
     Parameters
     ----------
-    kind : {"network", "masses", "compare", "cube"}
+    kind : {"network", "fit", "masses", "compare", "cube"}
     values : mapping of str to array_like
         One entry per variable of :func:`layout` (no more, no fewer).
     coords : mapping of str to array_like

@@ -60,6 +60,7 @@ from nmmval.analysis.protocol import (  # noqa: E402
 )
 from nmmval.config import Params  # noqa: E402
 from nmmval.datasets import COORDS, LIF, label  # noqa: E402
+from nmmval.models import fitted  # noqa: E402
 
 #: length of the time series on a diagnostic page (ms)
 DIAGNOSTIC_SPAN_MS = 1000.0
@@ -349,6 +350,13 @@ def _grid(cube):
     return cube["p"].values.astype(np.float64), cube["lam"].values.astype(np.float64)
 
 
+def panel_name(model: str) -> str:
+    """A model's name in a panel title over the whole window [T0, T): a fitted model's says
+    that its parameters were fitted on the first half (MODEL.md §5.3)."""
+    fitted = model in models.fitted_names()
+    return f"{model} (fitted on 1st half)" if fitted else model
+
+
 def _subtitle(params) -> str:
     sim = params.simulation
     n = len(params.grid_seeds)
@@ -487,7 +495,7 @@ def fig_chi2(params, cube):
     norm = _norm(chi2.values, vmin=0.0)
     masses = models.names()
     panels = [
-        (f"LIF – {m}", chi2.sel(mass=m).values, "magma", norm, label("cube", "chi2"))
+        (f"LIF – {panel_name(m)}", chi2.sel(mass=m).values, "magma", norm, label("cube", "chi2"))
         for m in masses
     ]
     fig, axes = _heatmap_figure(
@@ -560,8 +568,20 @@ def fig_xcorr(params, cube):
         panel
         for m in masses
         for panel in (
-            (f"τ_max, LIF – {m}", tau.sel(mass=m).values, "cividis", tau_norm, tau_label),
-            (f"ρ(τ_max), LIF – {m}", rho.sel(mass=m).values, "viridis", rho_norm, rho_label),
+            (
+                f"τ_max, LIF – {panel_name(m)}",
+                tau.sel(mass=m).values,
+                "cividis",
+                tau_norm,
+                tau_label,
+            ),
+            (
+                f"ρ(τ_max), LIF – {panel_name(m)}",
+                rho.sel(mass=m).values,
+                "viridis",
+                rho_norm,
+                rho_label,
+            ),
         )
     ]
     fig, axes = _heatmap_figure(
@@ -690,14 +710,8 @@ def _verdict_key(ax) -> None:
     ax.axvline(0.0, color="black", lw=0.8)
 
 
-def fig_validity(params, cube):
-    """The verdicts of the validation protocol (MODEL.md §6.3), one panel per mass model.
-
-    Colour: the verdict (:data:`VERDICT_RAMPS`), shaded by the effect size
-    log10(equivalence_bound / equivalence_margin); text: ``+`` adequate,
-    ``?`` undecided, the reason codes (:data:`REASON_TEXT`) of an inadequate
-    cell; black with ``D``: the model diverged.
-    """
+def _validity(params, cube, suffix: str, title: str, name=panel_name):
+    """The verdicts (``verdict{suffix}`` and the numbers behind them), one panel per mass model."""
     p, lam = _grid(cube)
     (xc, xe), (yc, ye) = _axis(p), _axis(lam)
     masses = models.names()
@@ -707,12 +721,13 @@ def fig_validity(params, cube):
     fig = plt.figure(figsize=(w * ncols, h * nrows + 3.0), layout="constrained")
     grid = fig.add_gridspec(nrows + 1, ncols, height_ratios=[1.0] * nrows + [0.25])
     fontsize = 8 if p.size <= 11 else 6
+    margin = cube[f"equivalence_margin{suffix}"].values
     for k, m in enumerate(masses):
         ax = fig.add_subplot(grid[k // ncols, k % ncols])
         cell = cube.sel(mass=m)
-        verdict = cell["verdict"].values.astype(int)
-        mask = cell["verdict_reasons"].values.astype(int)
-        effect = effect_size(cell["equivalence_bound"].values, cube["equivalence_margin"].values)
+        verdict = cell[f"verdict{suffix}"].values.astype(int)
+        mask = cell[f"verdict_reasons{suffix}"].values.astype(int)
+        effect = effect_size(cell[f"equivalence_bound{suffix}"].values, margin)
         rgba = verdict_colours(verdict, mask, effect)
         ax.imshow(
             rgba.transpose(1, 0, 2), origin="lower", aspect="auto",
@@ -728,7 +743,7 @@ def fig_validity(params, cube):
         counts = {c: int((verdict == c).sum()) for c in (ADEQUATE, UNDECIDED, INADEQUATE)}
         n_div = int(_diverged(mask).sum())
         ax.set_title(
-            f"{m}: {counts[ADEQUATE]} adequate, {counts[UNDECIDED]} undecided,\n"
+            f"{name(m)}: {counts[ADEQUATE]} adequate,\n{counts[UNDECIDED]} undecided, "
             f"{counts[INADEQUATE]} inadequate" + (f" ({n_div} diverged)" if n_div else "")
         )
     _verdict_key(fig.add_subplot(grid[-1, (ncols - 1) // 2 : (ncols + 2) // 2]))
@@ -752,10 +767,100 @@ def fig_validity(params, cube):
     warning = seed_warning(cube.sizes["seed"], params.analysis.alpha)
     if warning:
         subtitle += f"\nNB: {warning}"
-    fig.suptitle(
-        f"Verdicts of the validation protocol (α = {params.analysis.alpha:g})\n{subtitle}",
-        fontsize="medium",
+    fig.suptitle(f"{title}\n{subtitle}", fontsize="medium")
+    return fig
+
+
+def fig_validity(params, cube):
+    """The verdicts of the validation protocol (MODEL.md §6.3), one panel per mass model.
+
+    Colour: the verdict (:data:`VERDICT_RAMPS`), shaded by the effect size
+    log10(equivalence_bound / equivalence_margin); text: ``+`` adequate,
+    ``?`` undecided, the reason codes (:data:`REASON_TEXT`) of an inadequate
+    cell; black with ``D``: the model diverged. Over the whole window
+    [T0, T): a fitted model's panel says that half of it trained the fit
+    (:func:`fig_validity_held_out` has its fair score).
+    """
+    return _validity(
+        params, cube, "", f"Verdicts of the validation protocol (α = {params.analysis.alpha:g})"
     )
+
+
+def fig_validity_held_out(params, cube):
+    """The verdicts on the held-out half [T_mid, T) for every model (MODEL.md §5.3).
+
+    As :func:`fig_validity`, from the ``*_held_out`` variables: the fitted
+    models are judged on data their fit has not seen, beside every other model
+    on the same half.
+    """
+    return _validity(
+        params, cube, "_held_out",
+        f"Verdicts on the held-out half [T_mid, T) (α = {params.analysis.alpha:g}): the fitted "
+        "models' fair score, every model on the same data",
+        name=str,
+    )  # fmt: skip
+
+
+#: smallest gain the fitted-parameter map resolves (log scale; a gain of 0 is drawn at it)
+GAIN_FLOOR = 0.01
+
+
+def fig_fitted_parameters(params, cube):
+    """The fitted Freeman models' parameters per cell (MODEL.md §5.3), one row per model.
+
+    τ_s on a log scale over its search range; each gain s_σ as log10 on a
+    diverging scale centred on the derivation (s = 1), from
+    :data:`GAIN_FLOOR` (0 is drawn there) to ``masses.fit_gain_max``; the
+    offset on a symmetric scale; the training RMS with the fitted parameters
+    over that with the derived ones on a log scale (below 1: the fit gained).
+    ``R``: the fit was rejected (the model diverges with the best parameters
+    found in some seed); ``D`` on the RMS ratio: the model with the derived
+    parameters diverges on the training half (no ratio).
+    """
+    fitted_models = list(cube["fitted"].values)
+    lower, upper = fitted.bounds(params)
+    tau_norm = mcolors.LogNorm(lower[0], upper[0])
+    log_max = math.log10(params.masses.fit_gain_max)
+    gain_norm = mcolors.TwoSlopeNorm(0.0, math.log10(GAIN_FLOOR), max(log_max, 1e-3))
+    offset_norm = _norm(cube["fit_offset_mV"].values, symmetric=True)
+    derived = cube["fit_rms_derived_mV"]
+    derived_ok = np.isfinite(derived) & (derived <= fitted.DIVERGED_mV)
+    ratio = (cube["fit_rms_mV"] / derived).where(derived_ok)
+    ratio_norm = mcolors.LogNorm(1e-3, 1.0)
+    panels, marks = [], []
+    for m in fitted_models:
+        f = cube.sel(fitted=m)
+        rejected = np.where(f["fit_status"].values == fitted.REJECTED, "R", "")
+        panels.append((f"{m}: τ_s", f["fit_tau_s_ms"].values, "cividis", tau_norm,
+                       label("cube", "fit_tau_s_ms")))  # fmt: skip
+        for s in cube["synapse"].values:
+            gain = np.maximum(f["fit_gain"].sel(synapse=s).values, GAIN_FLOOR)
+            panels.append((f"{m}: gain of {s}", np.log10(gain), "PuOr_r", gain_norm,
+                           "log10 gain s_σ (0: derived)"))  # fmt: skip
+        panels.append((f"{m}: offset", f["fit_offset_mV"].values, "RdBu_r", offset_norm,
+                       label("cube", "fit_offset_mV")))  # fmt: skip
+        panels.append((f"{m}: RMS fitted / derived", ratio.sel(fitted=m).values, "magma",
+                       ratio_norm, "training RMS ratio"))  # fmt: skip
+        marks += [rejected] * (len(panels) - len(marks) - 1)
+        marks.append(np.where(derived_ok.sel(fitted=m).values, rejected, "D"))
+    per_row = len(panels) // max(len(fitted_models), 1)
+    n_rejected = int((cube["fit_status"].values == fitted.REJECTED).sum())
+    note = (
+        f"R: fit rejected, the model diverges with its best parameters in some seed "
+        f"({n_rejected} cells); D: the derived model diverges, no ratio. Bounds: τ_s in "
+        f"[{lower[0]:g}, {upper[0]:g}] ms, gains in [0, {params.masses.fit_gain_max:g}], "
+        f"|offset| ≤ {upper[4]:g} mV"
+    )
+    fig, axes = _heatmap_figure(
+        cube, panels, "The fitted Freeman models' parameters (MODEL.md §5.3), fitted on "
+        f"[T0, T_mid) of every seed\n{note}", _subtitle(params), ncols=per_row,
+    )  # fmt: skip
+    p, lam = _grid(cube)
+    (xc, _), (yc, _) = _axis(p), _axis(lam)
+    for ax, mark in zip(axes.flat, marks, strict=False):
+        for i, j in zip(*np.nonzero(mark), strict=True):
+            ax.text(xc[i], yc[j], mark[i, j], ha="center", va="center", fontweight="bold",
+                    color="red")  # fmt: skip
     return fig
 
 
@@ -979,8 +1084,13 @@ def diagnostic_page(params, cell: xr.Dataset, time_ms, traces: dict, seed: int):
         ax_f.axvline(float(cell["median_freq_Hz"].sel(model=m)), color=_colour(m), ls=":", lw=1.0)
     lines = ["seed-mean spectra (normalised to sum 1); dotted: median frequency"]
     for m in models.names():
-        text = verdict_text(cell["verdict"].sel(mass=m), cell["verdict_reasons"].sel(mass=m))
-        chi2 = float(cell["chi2"].sel(mass=m))
+        # a fitted model's verdict is the held-out half's (MODEL.md §5.3), not the whole window's
+        suffix = "_held_out" if m in models.fitted_names() else ""
+        x = cell.sel(mass=m)
+        text = verdict_text(x[f"verdict{suffix}"], x[f"verdict_reasons{suffix}"])
+        if suffix and text != "diverged":
+            text = f"held-out half: {text}"
+        chi2 = float(x["chi2"])
         lines.append(f"{m}: {text}" if text == "diverged" else f"{m}: χ² = {chi2:.3g}, {text}")
     lines.append(
         f"network: noise ceiling ρ_ceiling = {float(cell['rho_ceiling']):.3g}, "
@@ -1045,6 +1155,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("fig5_xcorr", fig_xcorr, "Time domain", "fig5_xcorr.rst"),
     Figure("rates", fig_rates, "Network", "rates.rst"),
     Figure("validity", fig_validity, "Verdicts", "validity.rst"),
+    Figure("validity_held_out", fig_validity_held_out, "Verdicts", "validity_held_out.rst"),
+    Figure("fitted_parameters", fig_fitted_parameters, "Verdicts", "fitted_parameters.rst"),
     Figure("assumptions", fig_assumptions, "Verdicts", "assumptions.rst"),
 )
 #: report section and caption of the diagnostic pages (one per ``figures.diagnostic_cells``)

@@ -20,6 +20,7 @@ import xarray as xr
 from nmmval import datasets, models
 from nmmval.config import Params
 from nmmval.models import SYNAPSE_TYPES, Drive
+from nmmval.models.fitted import PARAMETERS
 from nmmval.store import InputError
 
 #: largest magnitude a stored potential can have (float32); beyond it a model has diverged
@@ -64,12 +65,13 @@ def check_recordings(network: xr.Dataset) -> None:
         )
 
 
-def drive(network: xr.Dataset, params: Params) -> Drive:
+def drive(network: xr.Dataset, params: Params, fit=None) -> Drive:
     """The recording the models are driven with (MODEL.md §4), from a network.nc Dataset.
 
     φ_σ, dt and V̄; the per-population arrivals φ_σ^P = ``arrivals_pop``/N_P
     (zero for an empty population), the spike counts n_P (``spikes_pop``) and
-    N_E, N_I (global attributes ``n_E``, ``n_I``).
+    N_E, N_I (global attributes ``n_E``, ``n_I``); ``fit``, the fitted models'
+    parameters by name (:func:`nmmval.fit.parameters`), if given.
 
     Raises
     ------
@@ -87,10 +89,11 @@ def drive(network: xr.Dataset, params: Params) -> Drive:
         spikes_pop=network["spikes_pop"].transpose("population", "time_ms").values.astype(np.int64),
         n_E=int(n_pop[0]),
         n_I=int(n_pop[1]),
+        fit=fit,
     )
 
 
-def run(network: xr.Dataset, params: Params) -> xr.Dataset:
+def run(network: xr.Dataset, params: Params, fit: xr.Dataset | None = None) -> xr.Dataset:
     """Drive every registered mass model with one network's input (MODEL.md §5).
 
     Parameters
@@ -99,6 +102,12 @@ def run(network: xr.Dataset, params: Params) -> xr.Dataset:
         A network.nc Dataset (:func:`nmmval.simulation.simulate_dataset`),
         made with ``params``' time grid.
     params : nmmval.config.Params
+    fit : xarray.Dataset, optional
+        The cell's fit.nc (:func:`nmmval.fit.run` over all its seeds, as the
+        workflow does), whose parameters the fitted models run with. Without
+        it they are fitted to this one recording (a cell of one seed). Either
+        way the parameters are in the potential's ``fitted_parameters``
+        attribute and ``fit_source`` says which.
 
     Returns
     -------
@@ -112,8 +121,14 @@ def run(network: xr.Dataset, params: Params) -> xr.Dataset:
     nmmval.store.InputError
         If network.nc has no per-population recordings (:func:`check_recordings`).
     """
+    from nmmval import fit as fitting  # the fit stage reads recordings with drive() below
+
     t0 = time.perf_counter()
-    rec = drive(network, params)
+    if fit is None and models.fitted_names():
+        fit, source = fitting.run([network], params), "fitted to this seed alone"
+    else:
+        source = f"fit.nc of the cell, seeds {fit.attrs.get('seeds')}" if fit is not None else ""
+    rec = drive(network, params, None if fit is None else fitting.parameters(fit))
     t_ms = network["time_ms"].values
     values, diverged_at = {}, {}
     for model in models.registered():
@@ -138,6 +153,13 @@ def run(network: xr.Dataset, params: Params) -> xr.Dataset:
         ),
         models=models.registered(),
     )
+    for m in models.registered():
+        if m.fitted:
+            theta = rec.fit[m.name]
+            ds[m.variable].attrs["fitted_parameters"] = ", ".join(
+                f"{k}={v:.6g}" for k, v in zip(PARAMETERS, theta, strict=True)
+            )
+            ds[m.variable].attrs["fit_source"] = source
     for name, t in diverged_at.items():
         ds[name].attrs["diverged_at_ms"] = t
         if t != "none":

@@ -56,6 +56,11 @@ def cell_dir(root: str | Path, p: float, lam: float, seed: int) -> Path:
     )
 
 
+def fit_path(root: str | Path, p: float, lam: float) -> Path:
+    """fit.nc of one cell <p, λ>, beside its seeds: ``root/cells/p~0.050/lam~0.800/fit.nc``."""
+    return Path(root) / "cells" / f"p~{format_p(p)}" / f"lam~{format_p(lam)}" / "fit.nc"
+
+
 def _encoding(ds: xr.Dataset) -> dict:
     enc = {}
     for name, var in ds.data_vars.items():
@@ -207,7 +212,7 @@ def open_dataset(path: str | Path, kind: str, params=None) -> xr.Dataset:
     Parameters
     ----------
     path : path-like
-    kind : {"network", "masses", "compare", "cube"}
+    kind : {"network", "fit", "masses", "compare", "cube"}
     params : nmmval.config.Params, optional
         If given, the file must have been made with its time grid
         (``simulation.dt_ms`` and ``T_ms``).

@@ -67,6 +67,9 @@ except nmmval_config.ConfigError as err:
 RUN = CFG["run"]
 RESULTS = f"results/{RUN}"
 CELL = f"{RESULTS}/cells/{CELL_PATTERN}"
+# fit.nc of a cell <p, lam>: the fitted models' parameters, pooled over its seeds
+FIT_PATTERN = "p~{p}/lam~{lam}"
+FIT = f"{RESULTS}/cells/{FIT_PATTERN}/fit.nc"
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 RESOLVED_CONFIG = f"{RESULTS}/config.resolved.yaml"
@@ -79,6 +82,7 @@ GRID = [
     for s in CFG["grid"]["seeds"]
 ]
 FIRST_SEED = format_seed(CFG["grid"]["seeds"][0])
+SEEDS = [format_seed(s) for s in CFG["grid"]["seeds"]]
 DIAGNOSTIC = [
     dict(p=format_p(c["p"]), lam=format_p(c["lam"]))
     for c in CFG["figures"]["diagnostic_cells"]
@@ -99,6 +103,15 @@ wildcard_constraints:
 def cell_files(name):
     """The file `name` of every cell of the grid."""
     return [f"{CELL.format(**c)}/{name}" for c in GRID]
+
+
+def fit_files():
+    """fit.nc of every cell <p, lam> of the grid."""
+    return [
+        FIT.format(p=format_p(p), lam=format_p(lam))
+        for p in CFG["grid"]["p"]
+        for lam in CFG["grid"]["lam"]
+    ]
 
 
 def diagnostic_files(name):
@@ -181,6 +194,9 @@ def simulate_runtime(wildcards):
     return int(5 + 3 * seconds / 60)
 
 
+# fit: every seed's input and V of the cell in memory (~60 B a step and seed), the MFM-fit's
+# Jacobian over the training half (5 x 8 B a step and seed)
+FIT_MEM_MB = int(300 + 100 * _STEPS * len(CFG["grid"]["seeds"]) / 1e6)
 # masses: 0.36 GB peak on a paper cell (3e5 steps, closures recorded) with the five models
 MASSES_MEM_MB = int(300 + 500 * _STEPS / 1e6)
 COMPARE_MEM_MB = int(400 + 600 * _STEPS / 1e6)

@@ -1,7 +1,8 @@
 rule gather:
-    """The cube: every cell's compare.nc in one file, seeds combined."""
+    """The cube: every cell's compare.nc in one file, seeds combined, and every fit.nc."""
     input:
         cell_files("compare.nc"),
+        fit_files(),
     output:
         f"{RESULTS}/cube.nc",
     log:

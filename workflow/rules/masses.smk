@@ -1,7 +1,9 @@
 rule masses:
-    """Every registered mass model (nmmval.models) driven by the cell's recorded input Phi."""
+    """Every registered mass model (nmmval.models) driven by the cell's recorded input Phi, the
+    fitted ones with the parameters of the cell's fit.nc."""
     input:
         network=f"{CELL}/network.nc",
+        fit=FIT,
     output:
         f"{CELL}/masses.nc",
     log:
@@ -19,4 +21,4 @@ rule masses:
         science=SCIENCE_MASSES,
     shell:
         "nmmval masses --config {params.config} --network {input.network}"
-        " --out {output} > {log} 2>&1"
+        " --fit {input.fit} --out {output} > {log} 2>&1"

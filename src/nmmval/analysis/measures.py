@@ -55,10 +55,12 @@ from nmmval.analysis.xcorr import (
     stouffer,
 )
 from nmmval.config import AnalysisParams, Params
+from nmmval.datasets import HELD_OUT_CELL, HELD_OUT_PER_SEED, LIF
 
 #: tags mixed into the protocol's random streams (distinct from the network's cell streams)
 _SURROGATE_STREAM = 0x7375_7272  # "surr"
 _SIGN_STREAM = 0x7369_676E  # "sign"
+_HELD_OUT_STREAM = 0x686F_6C64  # "hold"
 
 
 def _stream(params: Params, p: float, lam: float, *key: int) -> np.random.Generator:
@@ -67,10 +69,12 @@ def _stream(params: Params, p: float, lam: float, *key: int) -> np.random.Genera
 
 
 def surrogate_rng(
-    params: Params, p: float, lam: float, seed: int, k_mass: int
+    params: Params, p: float, lam: float, seed: int, k_mass: int, held_out: bool = False
 ) -> np.random.Generator:
-    """The surrogates' random stream of the k-th mass model in one cell <p, λ, seed>."""
-    return _stream(params, p, lam, int(seed), k_mass, _SURROGATE_STREAM)
+    """The surrogates' random stream of the k-th mass model in one cell <p, λ, seed>
+    (its own stream for the held-out half)."""
+    key = (_HELD_OUT_STREAM,) if held_out else ()
+    return _stream(params, p, lam, int(seed), k_mass, _SURROGATE_STREAM, *key)
 
 
 def sign_rng(params: Params, p: float, lam: float, k_mass: int) -> np.random.Generator:
@@ -96,6 +100,8 @@ class Traces(NamedTuple):
     surrogate_rng : callable
         ``surrogate_rng(k)``: the random stream of the surrogates of the k-th
         mass model (:func:`surrogate_rng` of this cell and seed).
+    held_out_rng : callable, optional
+        The same for the held-out half (:meth:`held_out`).
     """
 
     V_mV: Mapping[str, np.ndarray]
@@ -104,6 +110,24 @@ class Traces(NamedTuple):
     V_a_mV: np.ndarray
     V_b_mV: np.ndarray
     surrogate_rng: Callable[[int], np.random.Generator]
+    held_out_rng: Callable[[int], np.random.Generator] | None = None
+
+    def held_out(self) -> Traces:
+        """The traces over the held-out half [T_mid, T) (MODEL.md §5.3).
+
+        The window's last n − n//2 samples, n its length: T_mid is step
+        n0 + (n_steps − n0)//2 (:func:`nmmval.models.fitted.split_step`).
+        """
+        h = len(self.V_mV[LIF]) // 2
+        V = {m: v[h:] for m, v in self.V_mV.items()}
+        return Traces(
+            V,
+            {m: bool(np.isnan(v).any()) for m, v in V.items()},
+            self.dt_ms,
+            self.V_a_mV[h:],
+            self.V_b_mV[h:],
+            self.held_out_rng,
+        )
 
     @property
     def masses(self) -> list[str]:
@@ -400,6 +424,42 @@ def pdm_rate_combine(seeds: Seeds) -> dict[str, np.ndarray]:
     }
 
 
+# ------------------------------------------------------------------ the held-out half
+def held_out_per_seed(traces: Traces, params: Params) -> Result:
+    """ρ(τ_max), τ_max and the protocol's per-seed pieces on the held-out half (MODEL.md §5.3).
+
+    :func:`xcorr_per_seed` and :func:`protocol_per_seed` on :meth:`Traces.held_out`,
+    stored as ``<name>_held_out``; the Welch bins are ``held_out_freq_Hz``.
+    """
+    half = traces.held_out()
+    values = {"diverged": np.array(list(half.diverged.values()), dtype=np.int8)}
+    coords = {}
+    for measure in (xcorr_per_seed, protocol_per_seed):
+        result = measure(half, params)
+        values.update(result.values)
+        coords.update(result.coords)
+    return Result(
+        {f"{name}_held_out": values[name] for name in HELD_OUT_PER_SEED},
+        {"held_out_freq_Hz": coords["welch_freq_Hz"]},
+    )
+
+
+def held_out_combine(seeds: Seeds) -> dict[str, np.ndarray]:
+    """Every model's verdict on the held-out half, with the numbers behind it (MODEL.md §5.3).
+
+    :func:`protocol_combine` and ρ, τ_max as :func:`xcorr_combine` on the
+    ``*_held_out`` values: the fitted models' only fair score, and every other
+    model's beside it.
+    """
+    v = {name: seeds.values[f"{name}_held_out"] for name in HELD_OUT_PER_SEED}
+    half = seeds._replace(values=v)
+    out = {**protocol_combine(half), "diverged_seed": v["diverged"]}
+    bad = half.bad[1:]
+    out["rho"] = np.where(bad, np.nan, mean_rho(v["rho_max"], axis=0))
+    out["tau_max_ms"] = np.where(bad, np.nan, np.median(v["tau_max_ms"], axis=0))
+    return {f"{name}_held_out": out[name] for name in HELD_OUT_CELL}
+
+
 def _nothing(traces: Traces, params: Params) -> Result:
     return Result({}, {})
 
@@ -412,4 +472,5 @@ MEASURES: tuple[Measure, ...] = (
     Measure("potential", potential_per_seed, potential_combine),
     Measure("protocol", protocol_per_seed, protocol_combine),
     Measure("pdm_rate", _nothing, pdm_rate_combine),
+    Measure("held_out", held_out_per_seed, held_out_combine),
 )

@@ -6,12 +6,14 @@ signature ``run(drive: Drive, params: Params) -> Output`` and a
 downstream iterates over :func:`registered`: masses.nc gets its potential
 ``V_<name>`` (and its declared extra traces), compare.nc and the cube a row
 in the ``model`` and ``mass`` coordinates, the figures a panel or a trace.
+A model with ``fitted=True`` also gets its parameters fitted per cell
+(:mod:`nmmval.models.fitted`: the workflow's ``fit`` rule writes fit.nc).
 """
 
 from __future__ import annotations
 
 from nmmval.datasets import LIF, NETWORK
-from nmmval.models import cbm, cfm, fokker_planck, mfm
+from nmmval.models import cbm, cfm, fitted, fokker_planck, mfm
 from nmmval.models.base import SYNAPSE_TYPES, Drive, MassModel, Output
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "Drive",
     "MassModel",
     "Output",
+    "fitted_names",
     "names",
     "register",
     "registered",
@@ -62,8 +65,15 @@ def names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+def fitted_names() -> tuple[str, ...]:
+    """Names of the registered fitted models (MODEL.md §5.3): the ``fitted`` coordinate."""
+    return tuple(name for name, m in _REGISTRY.items() if m.fitted)
+
+
 register(cfm.MODEL)
 register(mfm.MODEL)
 register(cbm.CBM)
 register(cbm.CBM_R)
 register(fokker_planck.MODEL)
+register(fitted.CFM_FIT)
+register(fitted.MFM_FIT)

@@ -49,6 +49,9 @@ class Drive(NamedTuple):
         population rate is A_P = n_P/(N_P·dt).
     n_E, n_I : int
         Population sizes N_E = round(λN) and N_I = N − N_E.
+    fit : mapping of str to numpy.ndarray, optional
+        The cell's fitted parameters of each fitted model, by model name
+        (:mod:`nmmval.models.fitted`, MODEL.md §5.3); None if not fitted.
     """
 
     phi: Mapping[str, np.ndarray]
@@ -58,6 +61,7 @@ class Drive(NamedTuple):
     spikes_pop: np.ndarray | None = None
     n_E: int = 0
     n_I: int = 0
+    fit: Mapping[str, np.ndarray] | None = None
 
     def populations(self, model: str) -> tuple[np.ndarray, np.ndarray]:
         """φ_σ^E and φ_σ^I, each of shape (3, n_steps), rows σ = E, I, ext.
@@ -113,6 +117,9 @@ class MassModel:
     extra : mapping of str to nmmval.datasets.Var
         Layout of the extra traces it returns (masses.nc variables whose
         last dimension is ``time_ms``, e.g. ``("population", "time_ms")``).
+    fitted : bool
+        Its parameters are fitted per cell on the first half of the analysis
+        window (``Drive.fit``, MODEL.md §5.3): it is judged on the held-out half.
     """
 
     name: str
@@ -121,6 +128,7 @@ class MassModel:
     comment: str
     colour: str
     extra: Mapping[str, Var] = field(default_factory=dict)
+    fitted: bool = False
 
     @property
     def variable(self) -> str:
