@@ -44,8 +44,10 @@ def tiny(tmp_path_factory):
     return pinned_tiny(tmp_path_factory)
 
 
-def _chain_args(folder, threads, tiny):
-    f = {k: str(folder / f"{k}.nc") for k in KINDS}
+def _chain_args(folder, threads, tiny, other_seed):
+    """simulate, fit (on ``other_seed``'s network.nc and this one, in the sweep's seed
+    order), masses, compare of the cell."""
+    f = {k: str(folder / f"{k}.nc") for k in (*KINDS, "fit")}
     common = ["--config", str(tiny)]
     return [
         [
@@ -62,7 +64,8 @@ def _chain_args(folder, threads, tiny):
             "--out",
             f["network"],
         ],  # fmt: skip
-        ["masses", *common, "--network", f["network"], "--out", f["masses"]],
+        ["fit", *common, "--network", str(other_seed), f["network"], "--out", f["fit"]],
+        ["masses", *common, "--network", f["network"], "--fit", f["fit"], "--out", f["masses"]],
         [
             "compare",
             *common,
@@ -115,19 +118,23 @@ def test_same_cell_same_bits_alone_threads_and_sweep(reference, tiny, tmp_path):
     alone_2 = tmp_path / "alone_threads2"
     for folder in (alone_1, alone_2):
         folder.mkdir()
+    # the fit pools the cell's seeds: the other seed's network comes from the sweep
+    sweep = reference / "results" / "tiny" / "cells" / CELL
+    other_seed = sweep.parent / "seed~0000" / "network.nc"
     # a fresh process, one thread
-    for argv in _chain_args(alone_1, 1, tiny):
+    for argv in _chain_args(alone_1, 1, tiny, other_seed):
         res = subprocess.run(
             [sys.executable, "-m", "nmmval.cli", *argv], capture_output=True, text=True, cwd=ROOT
         )
         assert res.returncode == 0, res.stderr[-2000:]
     # this process, two threads
-    for argv in _chain_args(alone_2, 2, tiny):
+    for argv in _chain_args(alone_2, 2, tiny, other_seed):
         assert cli.main(argv) == 0
-    sweep = reference / "results" / "tiny" / "cells" / CELL
     for kind in KINDS:
         assert_same_bits(alone_1 / f"{kind}.nc", alone_2 / f"{kind}.nc")
         assert_same_bits(alone_1 / f"{kind}.nc", sweep / f"{kind}.nc")
+    assert_same_bits(alone_1 / "fit.nc", alone_2 / "fit.nc")
+    assert_same_bits(alone_1 / "fit.nc", sweep.parent / "fit.nc")
 
 
 def test_assert_same_bits_sees_one_flipped_bit(tmp_path):

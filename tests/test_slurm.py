@@ -310,9 +310,14 @@ def _cell_dir(cell: str) -> Path:
 
 
 def _reported_failed(text: str, jobid: str) -> bool:
-    """Whether Snakemake's log reports the Slurm job failed (names its log in an error)."""
-    job_log = dict(SUBMITTED.findall(text))[jobid]
-    return f"log: {job_log} (check log file(s) for error details)" in text
+    """Whether Snakemake's log reports the Slurm job failed (names its log in an error).
+
+    The error's ``log:`` line lists the rule's own log first, if the job ran one rule
+    (simulate), then the Slurm job's log.
+    """
+    job_log = re.escape(dict(SUBMITTED.findall(text))[jobid])
+    error = rf"log: (?:\S+, )?{job_log} \(check log file\(s\) for error details\)"
+    return re.search(error, text) is not None
 
 
 def _steps_done(text: str) -> int:

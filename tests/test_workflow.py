@@ -144,17 +144,24 @@ def test_tiny_run_produces_the_cube_and_every_figure(tiny_run):
         "p": 2,
         "lam": 2,
         "seed": 2,
-        "model": 6,
-        "mass": 5,
+        "model": 8,
+        "mass": 7,
         "freq_Hz": cube.sizes["freq_Hz"],
         "lag_ms": 2001,
         "welch_freq_Hz": cube.sizes["welch_freq_Hz"],
+        "held_out_freq_Hz": cube.sizes["held_out_freq_Hz"],
         "population": 2,
+        "synapse": 3,
+        "fitted": 2,
     }
     np.testing.assert_allclose(cube["p"], grid["p"])
     np.testing.assert_allclose(cube["lam"], grid["lam"])
-    assert list(cube["model"].values) == ["LIF", "CFM", "MFM", "CBM", "CBM-R", "PDM"]
-    assert list(cube["mass"].values) == ["CFM", "MFM", "CBM", "CBM-R", "PDM"]
+    masses = ["CFM", "MFM", "CBM", "CBM-R", "PDM", "CFM-fit", "MFM-fit"]
+    assert list(cube["model"].values) == ["LIF", *masses]
+    assert list(cube["mass"].values) == masses
+    assert list(cube["fitted"].values) == ["CFM-fit", "MFM-fit"]
+    # the held-out half (400 ms) of the 800 ms window: one 400 ms Welch segment, 2.5 Hz bins
+    np.testing.assert_allclose(np.diff(cube["held_out_freq_Hz"].values), 2.5)
     # 800 ms window at 0.1 ms: rfft bins every 1.25 Hz up to 1000 Hz
     np.testing.assert_allclose(np.diff(cube["freq_Hz"].values), 1.25)
     assert cube["freq_Hz"].values[-1] <= 1000.0
@@ -206,10 +213,11 @@ def test_tiny_run_produces_the_cube_and_every_figure(tiny_run):
 
     # NaN only where flagged, and only where a quantity may be undefined: synchrony (no
     # train with two spikes), no divergence, no closure recordings (tiny.yaml records none),
-    # a zero noise ceiling, the PDM's rate check of an empty (lam = 1) or silent population
+    # a zero noise ceiling (whole window or held-out half), the PDM's rate check of an empty
+    # (lam = 1) or silent population
     may_be_nan = ("synchrony", "diverged_at_ms", "closure_error_mV", "rho_over_ceiling",
-                  "pdm_rate_rel_error", "pdm_rate_corr", "pdm_rate_rel_error_seed",
-                  "pdm_rate_corr_seed")  # fmt: skip
+                  "rho_over_ceiling_held_out", "pdm_rate_rel_error", "pdm_rate_corr",
+                  "pdm_rate_rel_error_seed", "pdm_rate_corr_seed")  # fmt: skip
     for name, var in cube.data_vars.items():
         if name not in may_be_nan:
             assert not var.isnull().any(), f"unexpected NaN in {name}"

@@ -281,7 +281,7 @@ def describe(params, values: dict, coords: dict, results_dir: Path) -> xr.Datase
             nan_vars.append(name)
             da.attrs["nan_cells"] = "; ".join(cells)
             reason = _NAN_DIVERGED if diverged else _NAN_DEFAULT
-            da.attrs["nan_reason"] = _NAN_REASON.get(name, reason)
+            da.attrs["nan_reason"] = _NAN_REASON.get(name.removesuffix("_held_out"), reason)
     spectrum, above = values["spectrum"], values["spectrum_above_fmax"]
     zero = [
         f"p={p:.3f} lam={lam:.3f} model={m}"
