@@ -2,7 +2,14 @@
 
 Every figure is written as PDF and PNG. Heat maps use
 ``pcolormesh(shading="nearest")`` on the cell centres (each square is one grid
-cell), perceptually uniform colour maps and colour bars with units. A region
+cell), perceptually uniform colour maps and colour bars with units. Each
+quantity has one kind of scale in every figure: log for those spanning decades
+(rates, median frequencies, ΣḠ, the χ² floor; :data:`LOG_FLOOR`), linear
+otherwise, symmetric about 0 for signed ones (τ_max, the closure error, the
+fitted offset), fixed limits where the quantity has them (synchrony and
+ρ_ceiling 0-1, χ² from 0, ρ up to 1); data-driven limits are robust
+percentiles (:data:`ROBUST_PERCENTILES`) so that one cell cannot set the
+range. Cells without a value are grey, and a legend says why. A region
 of cells (a test rejecting at ``analysis.alpha``, a condition met) is drawn
 as its outline along the cell edges, which stays closed where the region
 meets the border of the grid and works for a single p or λ as well as for
@@ -142,20 +149,50 @@ def _mesh(ax, p, lam, z, cmap, norm, cbar_label, fig):
     return mesh
 
 
-def _norm(values, vmin=None, vmax=None, log_if_wide=False, symmetric=False):
-    """Colour normalisation from the finite values (robust to all-NaN fields)."""
+#: percentiles of the finite values that set a data-driven colour range, so that one
+#: outlying cell cannot flatten the rest (values beyond are drawn in the end colours)
+ROBUST_PERCENTILES = (1.0, 99.0)
+#: quantities that span decades, drawn on a log scale always, with the floor (in their
+#: units) below which values share the lowest colour: rates (Hz), median frequencies (Hz),
+#: ΣḠ (1) and the χ² floor (1)
+LOG_FLOOR = {"rate_Hz": 0.1, "median_freq_Hz": 0.5, "sum_G": 1e-3, "chi2_floor": 1e-6}
+
+
+def _finite(values) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    lo = vmin if vmin is not None else (float(v.min()) if v.size else 0.0)
-    hi = vmax if vmax is not None else (float(v.max()) if v.size else 1.0)
+    return v[np.isfinite(v)]
+
+
+def _norm(values, vmin=None, vmax=None, symmetric=False):
+    """Linear colour normalisation: given limits, or the robust range of the finite values
+    (:data:`ROBUST_PERCENTILES`); symmetric about 0 if asked (robust largest |value|)."""
+    v = _finite(values)
+    lo_p, hi_p = np.percentile(v, ROBUST_PERCENTILES) if v.size else (0.0, 1.0)
+    lo = vmin if vmin is not None else float(lo_p)
+    hi = vmax if vmax is not None else float(hi_p)
     if symmetric:
-        m = max(abs(lo), abs(hi)) or 1.0
-        return mcolors.Normalize(-m, m)
-    if log_if_wide and lo > 0 and hi / lo > 30:
-        return mcolors.LogNorm(lo, hi)
+        m = float(np.percentile(np.abs(v), ROBUST_PERCENTILES[1])) if v.size else 1.0
+        return mcolors.Normalize(-(m or 1.0), m or 1.0)
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     return mcolors.Normalize(lo, hi)
+
+
+def _floored(values, quantity: str) -> np.ndarray:
+    """Values of a log-scale quantity raised to its :data:`LOG_FLOOR` (0 Hz among them:
+    drawn in the lowest colour, not as "no value"); NaN stays NaN."""
+    return np.maximum(np.asarray(values, dtype=np.float64), LOG_FLOOR[quantity])
+
+
+def _log_norm(values, quantity: str):
+    """Log colour normalisation of a quantity of :data:`LOG_FLOOR`: from its floor (or the
+    robust low end of the values, if higher) to the robust high end, a decade at least."""
+    floor = LOG_FLOOR[quantity]
+    v = _finite(values)
+    v = v[v > 0]
+    lo, hi = np.percentile(v, ROBUST_PERCENTILES) if v.size else (floor, 10 * floor)
+    lo = max(float(lo), floor)
+    return mcolors.LogNorm(lo, max(float(hi), 10 * lo))
 
 
 class Outline(NamedTuple):
@@ -452,15 +489,16 @@ def fig_synchrony(params, cube):
 
 
 def fig_rates(params, cube):
-    rate_e = cube["rate_E_Hz"].mean("seed").values
-    rate_i = cube["rate_I_Hz"].mean("seed").values
+    rate_e = _floored(cube["rate_E_Hz"].mean("seed").values, "rate_Hz")
+    rate_i = _floored(cube["rate_I_Hz"].mean("seed").values, "rate_Hz")
     vbar = cube["Vbar_mV"].mean("seed").values
-    rate_label = "mean rate (Hz)"
+    rate_label = f"mean rate (Hz; ≤ {LOG_FLOOR['rate_Hz']:g} Hz in the lowest colour)"
+    rate_norm = _log_norm(np.concatenate([rate_e.ravel(), rate_i.ravel()]), "rate_Hz")
     fig, _ = _heatmap_figure(
         cube,
         [
-            ("excitatory rate", rate_e, "magma", _norm(rate_e, log_if_wide=True), rate_label),
-            ("inhibitory rate", rate_i, "magma", _norm(rate_i, log_if_wide=True), rate_label),
+            ("excitatory rate", rate_e, "magma", rate_norm, rate_label),
+            ("inhibitory rate", rate_i, "magma", rate_norm, rate_label),
             ("time-mean potential V̄", vbar, "cividis", _norm(vbar), label("cube", "Vbar_mV")),
         ],
         "Firing rates and mean potential of the LIF network (seed means)",
@@ -471,14 +509,26 @@ def fig_rates(params, cube):
 
 def fig_median_frequency(params, cube):
     med = cube["median_freq_Hz"]
-    norm = _norm(med.values, log_if_wide=True)
+    norm = _log_norm(med.values, "median_freq_Hz")
     panels = [
-        (m, med.sel(model=m).values, "viridis", norm, label("cube", "median_freq_Hz"))
+        (
+            m,
+            _floored(med.sel(model=m).values, "median_freq_Hz"),
+            "viridis",
+            norm,
+            label("cube", "median_freq_Hz"),
+        )
         for m in _models()
     ]
     fig, _ = _heatmap_figure(
-        cube, panels, "Median frequency of the seed-mean spectrum", _subtitle(params)
-    )
+        cube, panels, "Median frequency of the seed-mean spectrum", _subtitle(params),
+        footer=0.3 if med.isnull().any() else 0.0,
+    )  # fmt: skip
+    if med.isnull().any():
+        fig.legend(
+            handles=[_no_value_handle(DIVERGED_NO_VALUE)],
+            loc="outside lower center", fontsize="small", frameon=False,
+        )  # fmt: skip
     return fig
 
 
@@ -881,17 +931,17 @@ def fig_assumptions(params, cube):
     of ρ and the floor of χ² (§6.3).
     """
     p, lam = _grid(cube)
-    sum_G = cube["sum_G"].mean("seed").values
+    sum_G = _floored(cube["sum_G"].mean("seed").values, "sum_G")
     zeta = cube["zeta"].mean("seed").values
     closure = cube["closure_error_mV"].mean("seed")
     closure_norm = _norm(closure.values, symmetric=True)
-    floor = cube["chi2_floor"].values
+    floor = _floored(cube["chi2_floor"].values, "chi2_floor")
     panels = [
         (
             "input conductance ΣḠ",
             sum_G,
             "viridis",
-            _norm(sum_G, log_if_wide=True),
+            _log_norm(sum_G, "sum_G"),
             label("cube", "sum_G"),
         ),
         *(
@@ -915,7 +965,7 @@ def fig_assumptions(params, cube):
             "χ² floor (split half vs split half)",
             floor,
             "magma",
-            _norm(floor, log_if_wide=True),
+            _log_norm(floor, "chi2_floor"),
             label("cube", "chi2_floor"),
         ),
     ]
