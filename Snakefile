@@ -1,10 +1,12 @@
 # nmmval: sweep a spiking network over <p, lambda, seed>, drive the registered
 # neural mass models with its input, compare, gather a cube, draw figures.
 #
-#   snakemake -c all                                  quick sweep to figures
-#   snakemake -c all --configfile config/paper.yaml   the paper's sweep
-#   snakemake -c all cube | figures                   one stage's target
-#   snakemake -c 1 cell --config cell='{p: 0.3, lam: 0.8, seed: 1}'
+#   snakemake                                     quick sweep to figures
+#   snakemake --configfile config/paper.yaml      the paper's sweep
+#   snakemake cube | figures                      one stage's target
+#   snakemake cell --config cell='{p: 0.3, lam: 0.8, seed: 1}'
+#
+# Snakemake reads profiles/default (cores: all) by itself: no -c needed.
 
 
 configfile: "config/config.yaml"
