@@ -1,10 +1,14 @@
 # nmmval: sweep a spiking network over <p, lambda, seed>, drive the registered
 # neural mass models with its input, compare, gather a cube, draw figures.
 #
-#   snakemake -c all                                  quick sweep to figures
-#   snakemake -c all --configfile config/paper.yaml   the paper's sweep
-#   snakemake -c all cube | figures                   one stage's target
-#   snakemake -c 1 cell --config cell='{p: 0.3, lam: 0.8, seed: 1}'
+#   snakemake                                     quick sweep to figures
+#   snakemake --configfile config/paper.yaml      the paper's sweep
+#   snakemake cube | figures                      one stage's target
+#   snakemake cell --config cell='{p: 0.3, lam: 0.8, seed: 1}'   one more cell
+#   snakemake --forcerun results/quick/cells/p~0.300/lam~0.800/seed~0001/network.nc
+#                                                 rerun that cell and all after it
+#
+# Snakemake reads profiles/default (cores: all) by itself: no -c needed.
 
 
 configfile: "config/config.yaml"
@@ -47,6 +51,7 @@ rule cube:
 
 
 rule cell:
-    """One cell's compare.nc: --config cell='{p: 0.5, lam: 0.8, seed: 1}'."""
+    """One cell's compare.nc, made if missing: --config cell='{p: 0.5, lam: 0.8, seed: 1}'.
+    To rerun a finished cell and all after it: --forcerun its network.nc."""
     input:
         requested_cell,

@@ -1,5 +1,9 @@
 """The Snakemake profiles: installing them for a user, and Snakemake resolving them.
 
+``profiles/default`` is the workflow profile Snakemake reads by itself (from the
+working directory or next to the Snakefile); its keys win over ``--profile``'s,
+so it must not undo what ``profiles/slurm`` sets.
+
 Every test uses a temporary HOME and XDG_CONFIG_HOME, so the real
 ``~/.config/snakemake`` is never touched. The dry runs need no Slurm: the
 slurm executor plugin only has to be installed.
@@ -15,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.cli import parse_args
+from snakemake.utils import available_cpu_count
 
 from nmmval.profiles import ProfileError, install_profile, profiles_dir, user_root
 
@@ -42,10 +48,11 @@ def fake_home(tmp_path, monkeypatch):
     return env
 
 
-def _dry_run(profile: str, cwd: Path, workdir: Path, env: dict) -> str:
+def _dry_run(profile: str | None, cwd: Path, workdir: Path, env: dict) -> str:
+    """Output of ``snakemake -n`` on the tiny config, with ``--profile profile`` if given."""
     workdir.mkdir(parents=True, exist_ok=True)
     cmd = [
-        "snakemake", "--profile", profile, "-n",
+        "snakemake", *(["--profile", profile] if profile else []), "-n",
         "-s", str(SNAKEFILE), "--directory", str(workdir), "--configfile", str(TINY),
     ]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
@@ -61,7 +68,7 @@ def _simulate_resources(out: str) -> str:
 
 
 # ------------------------------------------------------------------ profile files
-@pytest.mark.parametrize("name", ["local", "slurm"])
+@pytest.mark.parametrize("name", ["default", "slurm"])
 def test_profile_file_is_valid_yaml(name):
     cfg = yaml.safe_load((profiles_dir() / name / PROFILE_FILE).read_text())
     assert isinstance(cfg, dict) and cfg
@@ -81,10 +88,40 @@ def test_slurm_profile_keys():
     assert "slurm_partition" not in cfg["default-resources"]
 
 
-def test_local_profile_is_not_executor_specific():
-    cfg = yaml.safe_load((profiles_dir() / "local" / PROFILE_FILE).read_text())
-    assert "executor" not in cfg
+def test_default_profile_undoes_nothing_of_the_slurm_profile():
+    """Read beside ``--profile slurm``, profiles/default's keys would win: it sets no
+    executor and no key of the slurm profile to another value."""
+    cfg = yaml.safe_load((profiles_dir() / "default" / PROFILE_FILE).read_text())
+    slurm = yaml.safe_load((profiles_dir() / "slurm" / PROFILE_FILE).read_text())
+    assert cfg["cores"] == "all"
+    assert "executor" not in cfg and "jobs" not in cfg
     assert not any(key.startswith("slurm") for key in cfg)
+    assert {k: slurm[k] for k in cfg.keys() & slurm.keys()} == {
+        k: cfg[k] for k in cfg.keys() & slurm.keys()
+    }
+
+
+def test_plain_snakemake_uses_all_cores(monkeypatch):
+    """`snakemake` as typed in the repository: profiles/default gives the cores."""
+    monkeypatch.chdir(REPO)
+    _, args = parse_args([])
+    assert args.cores == available_cpu_count()
+    assert args.executor is None
+
+
+@needs_slurm_plugin
+def test_slurm_profile_settings_survive_the_default_profile(monkeypatch):
+    """`snakemake --profile profiles/slurm` in the repository reads profiles/default too
+    and still submits to Slurm with the slurm profile's settings."""
+    monkeypatch.chdir(REPO)
+    slurm = yaml.safe_load((profiles_dir() / "slurm" / PROFILE_FILE).read_text())
+    _, args = parse_args(["--profile", "profiles/slurm"])
+    assert args.executor == "slurm"
+    assert args.jobs == slurm["jobs"]
+    assert args.latency_wait == slurm["latency-wait"]
+    assert args.keep_going is slurm["keep-going"]
+    assert args.retries == slurm["retries"]
+    assert args.rerun_incomplete is slurm["rerun-incomplete"]
 
 
 # ------------------------------------------------------------------ install_profile
@@ -99,7 +136,7 @@ def test_install_into_xdg_config_home(fake_home):
 def test_install_defaults_to_dot_config_without_xdg(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    assert install_profile("local") == tmp_path / ".config" / "snakemake" / "local"
+    assert install_profile("default") == tmp_path / ".config" / "snakemake" / "default"
 
 
 def test_install_identical_is_a_noop(tmp_path):
@@ -123,7 +160,7 @@ def test_install_refuses_to_overwrite_a_different_profile(tmp_path):
 
 
 def test_install_unknown_profile_names_the_available_ones(tmp_path):
-    with pytest.raises(ProfileError, match="available: local, slurm"):
+    with pytest.raises(ProfileError, match="available: default, slurm"):
         install_profile("nope", dest_root=tmp_path)
     with pytest.raises(ProfileError):
         install_profile("../slurm", dest_root=tmp_path)
@@ -145,12 +182,18 @@ def test_installed_slurm_profile_resolves_by_name(fake_home, tmp_path):
 @needs_slurm_plugin
 def test_repo_slurm_profile_resolves_from_repo_root(fake_home, tmp_path):
     out = _dry_run("profiles/slurm", cwd=REPO, workdir=tmp_path / "work", env=fake_home)
+    assert "Using profiles profiles/slurm and workflow specific profile" in out
     line = _simulate_resources(out)
     assert "mem_mb=1500" in line and "cpus_per_task=2" in line, line
 
 
-def test_repo_local_profile_resolves_from_repo_root(fake_home, tmp_path):
-    out = _dry_run("profiles/local", cwd=REPO, workdir=tmp_path / "work", env=fake_home)
+def test_default_profile_is_read_next_to_the_snakefile(fake_home, tmp_path):
+    """Without --profile, from any folder: Snakemake finds profiles/default by the
+    Snakefile (`snakemake -s .../Snakefile --directory ...` as the tests run it)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = _dry_run(None, cwd=elsewhere, workdir=tmp_path / "work", env=fake_home)
+    assert f"workflow specific profile {REPO / 'profiles' / 'default'}" in out
     assert "This was a dry-run" in out
 
 

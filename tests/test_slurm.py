@@ -13,7 +13,7 @@ A clean sweep must:
   job name, and the job logs name the rule and cell each one ran (the profile
   groups a cell's masses and compare into one job; simulate runs alone, as
   masses needs the fit of all the seeds of its <p, λ>);
-- produce the same cube as the same config run locally (``profiles/local``).
+- produce the same cube as the same config run locally (``profiles/default``).
 
 A second sweep, with the profile's ``retries``, meets three faults, each on
 cells of its own: ``slurmd`` restarted while jobs run (they carry on), a job
@@ -214,10 +214,10 @@ def slurm_cluster(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def local_cube(tmp_path_factory):
-    """The tiny config's cube, run locally with profiles/local."""
+    """The tiny config's cube, run locally (profiles/default, which Snakemake reads itself)."""
     workdir = tmp_path_factory.mktemp("tiny-local")
     cmd = [
-        "snakemake", "--profile", str(REPO / "profiles" / "local"), "--cores", "2",
+        "snakemake", "--cores", "2",
         "-s", str(SNAKEFILE), "--directory", str(workdir), "--configfile", str(TINY),
     ]  # fmt: skip
     t0 = time.perf_counter()

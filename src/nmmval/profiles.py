@@ -1,8 +1,9 @@
 """Install the repository's Snakemake profiles for the current user.
 
-The profiles live in the repository's ``profiles/`` folder (``profiles/local``,
-``profiles/slurm``), next to the ``Snakefile``; ``snakemake --profile
-profiles/slurm`` uses them from the repository root. Installing one copies it
+The profiles live in the repository's ``profiles/`` folder, next to the
+``Snakefile``: ``profiles/default``, the local run, which Snakemake reads by
+itself as the workflow profile, and ``profiles/slurm``, which ``snakemake
+--profile profiles/slurm`` uses from the repository root. Installing one copies it
 into Snakemake's per-user profile folder, ``$XDG_CONFIG_HOME/snakemake/<name>``
 (``~/.config/snakemake/<name>`` when ``XDG_CONFIG_HOME`` is unset), so that
 ``snakemake --profile <name>`` finds it from any directory.
@@ -59,7 +60,7 @@ def install_profile(name: str, dest_root: Path | None = None, force: bool = Fals
     Parameters
     ----------
     name
-        A folder of the repository's ``profiles/``: ``"slurm"`` or ``"local"``.
+        A folder of the repository's ``profiles/``: ``"slurm"`` or ``"default"``.
     dest_root
         Where profiles are installed; default ``$XDG_CONFIG_HOME/snakemake``, i.e.
         ``~/.config/snakemake``, where ``snakemake --profile <name>`` looks.
