@@ -64,7 +64,9 @@ class Var:
     flag_masks : tuple of int
         CF ``flag_masks`` of a bit-mask variable, one bit per entry of ``flags``.
     extra : tuple of (str, object)
-        Further fixed attributes, e.g. ``("cell_methods", "seed: mean")``.
+        Further fixed attributes, e.g. ``("zero_convention", "...")``. (No
+        ``cell_methods`` over seeds: CF allows them only over a dimension or
+        scalar coordinate of the variable; the comment says "mean over seeds".)
     fill : bool
         Float data written with a NaN ``_FillValue`` (False: none).
     """
@@ -533,17 +535,12 @@ CUBE: dict[str, Var] = {
     ),
     **{name: var.over(*_SEED) for name, var in NETWORK_SCALARS.items()},
     **{name: var.over(*_SEED) for name, var in DIAGNOSTICS.items()},
-    "V_mean_mV": COMPARE["V_mean_mV"].over(
-        *_CELL, comment=_SEED_MEAN, extra=(("cell_methods", "seed: mean"),)
-    ),
-    "V_sd_mV": COMPARE["V_sd_mV"].over(
-        *_CELL, comment=_SEED_MEAN, extra=(("cell_methods", "seed: mean"),)
-    ),
+    "V_mean_mV": COMPARE["V_mean_mV"].over(*_CELL, comment=_SEED_MEAN),
+    "V_sd_mV": COMPARE["V_sd_mV"].over(*_CELL, comment=_SEED_MEAN),
     "V_mean_mV_seed": COMPARE["V_mean_mV"].over(*_SEED, long_name="time mean of V per seed"),
     "pdm_rate_rel_error": PDM_RATE["pdm_rate_rel_error"].over(
         *_CELL,
         comment="mean over seeds of pdm_rate_rel_error_seed; NaN if undefined in some seed",
-        extra=(("cell_methods", "seed: mean"),),
     ),
     "pdm_rate_corr": PDM_RATE["pdm_rate_corr"].over(
         *_CELL, comment=f"pdm_rate_corr_seed, {_FISHER_MEAN}; NaN if undefined in some seed"
@@ -559,7 +556,6 @@ CUBE: dict[str, Var] = {
         comment="seed-mean power spectrum normalised to sum 1 over the whole band: "
         "the sum over freq_Hz plus spectrum_above_fmax is 1",
         extra=(
-            ("cell_methods", "seed: mean"),
             (
                 "zero_convention",
                 "constant potential (silent network): spectrum 0, median 0 Hz, "
@@ -574,7 +570,6 @@ CUBE: dict[str, Var] = {
         "1",
         "fraction of power above fmax_store_Hz",
         comment="of the seed-mean spectrum",
-        extra=(("cell_methods", "seed: mean"),),
     ),
     "median_freq_Hz": COMPARE["median_freq_Hz"].over(
         *_CELL,
@@ -601,9 +596,7 @@ CUBE: dict[str, Var] = {
         "chi-square distribution with L - 1 - empty-bin degrees of freedom; a fixed cut on chi2 "
         "(attributes chi2_cut_*), blind to the network's variability: no verdict uses it",
     ),
-    "tau_max_ms": COMPARE["tau_max_ms"].over(
-        *_CELL, comment="median over seeds", extra=(("cell_methods", "seed: median"),)
-    ),
+    "tau_max_ms": COMPARE["tau_max_ms"].over(*_CELL, comment="median over seeds"),
     "rho": COMPARE["rho_max"].over(*_CELL, comment=_FISHER_MEAN),
     "rho_p": Var(
         (*_CELL, "mass"),
@@ -798,7 +791,7 @@ def label(kind: str, name: str) -> str:
 def global_attrs(params, **extra) -> dict:
     """Global attributes every file carries: conventions, version, the resolved config."""
     attrs = {
-        "Conventions": "CF-1.10",
+        "Conventions": "CF-1.8",
         "title": "nmmval: validity of neural mass models (Deschle et al. 2021)",
         "nmmval_version": __version__,
         "config": params.to_json(),

@@ -62,6 +62,9 @@ def fit_path(root: str | Path, p: float, lam: float) -> Path:
 
 
 def _encoding(ds: xr.Dataset) -> dict:
+    """How each variable is stored: compressed data, NaN fill values, and labels (``model``,
+    ``mass``, ...) as fixed-length character arrays (CF 2.2: no variable-length strings),
+    which xarray reads back as strings."""
     enc = {}
     for name, var in ds.data_vars.items():
         if var.ndim == 0:
@@ -74,6 +77,9 @@ def _encoding(ds: xr.Dataset) -> dict:
         enc[name] = {"_FillValue": None}
         if coord.dtype.kind in "fiu" and coord.size > 64:
             enc[name].update(zlib=True, complevel=4, shuffle=True)
+    for name, var in ds.variables.items():
+        if var.dtype.kind in "OU":
+            enc.setdefault(name, {})["dtype"] = "S1"
     return enc
 
 
