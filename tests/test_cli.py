@@ -32,7 +32,7 @@ def test_version_names_the_package(capsys):
 def test_every_option_of_every_subcommand_has_help():
     parser = cli.build_parser()
     subcommands = dict(_subcommands(parser))
-    stages = {"simulate", "fit", "masses", "compare", "gather", "figures", "profile"}
+    stages = {"simulate", "fit", "masses", "compare", "gather", "figures", "profile", "doctor"}
     assert stages <= set(subcommands)
     missing = [
         f"{name} {action.dest}"

@@ -7,7 +7,8 @@ line on stderr naming what it wrote, ``nmmval <subcommand>: wrote <path>``.
 Any error ends the process with exit code 1 and one line ``nmmval: <what>``
 (and no "wrote" line); a bad command line (unknown option, wrong type,
 missing required option) ends it with exit code 2 and one line ``nmmval
-<subcommand>: error: <what>``.
+<subcommand>: error: <what>``. ``nmmval doctor`` checks what a Slurm run
+needs.
 """
 
 from __future__ import annotations
@@ -120,6 +121,13 @@ def cmd_profile(args) -> int:
     dest = install_profile(args.name, force=args.force)
     print(f"nmmval profile: profile {args.name!r} installed in {dest}", file=sys.stderr)
     return 0
+
+
+def cmd_doctor(args) -> int:
+    """Check what a Slurm run needs, one line per item; exit code 1 if an item fails."""
+    from nmmval import doctor
+
+    return doctor.report(doctor.run_checks())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -247,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("name", help="profile name, e.g. slurm (installed in ~/.config/snakemake/NAME)")
     sp.add_argument("--force", action="store_true", help="overwrite a different existing profile")
 
+    add(
+        "doctor",
+        cmd_doctor,
+        "check what a Slurm run needs (executor plugin, profile, sbatch/sacct, Numba's cache "
+        "and threading layer, cores): one line per item with its fix; exit code 1 if one fails",
+        config=False,
+    )
     return parser
 
 
