@@ -1,10 +1,14 @@
 """The ``nmmval`` command: one subcommand per workflow stage.
 
-Every subcommand reads a config (``--config``, with ``--set section.key=value``
-overrides), its input files, and writes one NetCDF file atomically. Any
-error ends the process with exit code 1 and one line ``nmmval: <what>``; a
-bad command line (unknown option, wrong type, missing required option) ends
-it with exit code 2 and one line ``nmmval <subcommand>: error: <what>``.
+Every stage subcommand reads a config (``--config``, default the quick
+config; ``--set section.key=value`` overrides), its input files, writes one
+NetCDF file atomically (``figures``: a folder of figures) and ends with one
+line on stderr naming what it wrote, ``nmmval <subcommand>: wrote <path>``.
+Any error ends the process with exit code 1 and one line ``nmmval: <what>``
+(and no "wrote" line); a bad command line (unknown option, wrong type,
+missing required option) ends it with exit code 2 and one line ``nmmval
+<subcommand>: error: <what>``. ``nmmval doctor`` checks what a Slurm run
+needs.
 """
 
 from __future__ import annotations
@@ -14,13 +18,19 @@ import gc
 import sys
 from pathlib import Path
 
+from nmmval import __version__, store
 from nmmval import config as cfgmod
-from nmmval import store
 from nmmval.profiles import ProfileError
 from nmmval.store import InputError, OutputError
 
 
-def cmd_simulate(args) -> None:
+def _wrote(command: str, what) -> int:
+    """Print the last line of a subcommand, naming what it wrote, to stderr; exit code 0."""
+    print(f"nmmval {command}: wrote {what}", file=sys.stderr, flush=True)
+    return 0
+
+
+def cmd_simulate(args) -> int:
     """Simulate one cell and write network.nc."""
     from nmmval import faults
     from nmmval.sim.lif import BLOCK_STEPS
@@ -46,9 +56,10 @@ def cmd_simulate(args) -> None:
         on_block=lambda step, *_: faults.reached("block", -(-step // BLOCK_STEPS)),
     )
     store.write_dataset(ds, args.out)
+    return _wrote(args.command, args.out)
 
 
-def cmd_fit(args) -> None:
+def cmd_fit(args) -> int:
     """Fit the fitted mass models to one cell's seeds; write fit.nc."""
     from nmmval import fit
 
@@ -56,9 +67,10 @@ def cmd_fit(args) -> None:
     nets = [store.open_dataset(path, "network", params) for path in args.network]
     store.check_writable(args.out)
     store.write_dataset(fit.run(nets, params), args.out)
+    return _wrote(args.command, args.out)
 
 
-def cmd_masses(args) -> None:
+def cmd_masses(args) -> int:
     """Drive every registered mass model with a network's recorded input; write masses.nc."""
     from nmmval import masses
 
@@ -67,9 +79,10 @@ def cmd_masses(args) -> None:
     fit = None if args.fit is None else store.open_dataset(args.fit, "fit", params)
     store.check_writable(args.out)
     store.write_dataset(masses.run(net, params, fit), args.out)
+    return _wrote(args.command, args.out)
 
 
-def cmd_compare(args) -> None:
+def cmd_compare(args) -> int:
     """Measure the network and every mass model over [T0, T); write compare.nc."""
     from nmmval.compare import compare_cell
 
@@ -78,32 +91,43 @@ def cmd_compare(args) -> None:
     mas = store.open_dataset(args.masses, "masses", params)
     store.check_writable(args.out)
     store.write_dataset(compare_cell(net, mas, params).to_dataset(params), args.out)
+    return _wrote(args.command, args.out)
 
 
-def cmd_gather(args) -> None:
+def cmd_gather(args) -> int:
     """Gather every cell's compare.nc into the cube."""
     from nmmval.cube import gather
 
     params = cfgmod.load(args.config, args.set)
     store.check_writable(args.out)
     store.write_dataset(gather(params, Path(args.results)), args.out)
+    return _wrote(args.command, args.out)
 
 
-def cmd_figures(args) -> None:
+def cmd_figures(args) -> int:
     """Render the heat maps and diagnostic pages."""
     from nmmval.figures import render_all
 
     params = cfgmod.load(args.config, args.set)
     cube = store.open_dataset(args.cube, "cube")
-    render_all(params, cube, Path(args.results), Path(args.outdir))
+    written = render_all(params, cube, Path(args.results), Path(args.outdir))
+    return _wrote(args.command, f"{len(written)} files in {args.outdir}")
 
 
-def cmd_profile(args) -> None:
+def cmd_profile(args) -> int:
     """Install a Snakemake profile of this repository into the user's config folder."""
     from nmmval.profiles import install_profile
 
     dest = install_profile(args.name, force=args.force)
-    print(f"nmmval: profile {args.name!r} installed in {dest}")
+    print(f"nmmval profile: profile {args.name!r} installed in {dest}", file=sys.stderr)
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    """Check what a Slurm run needs, one line per item; exit code 1 if an item fails."""
+    from nmmval import doctor
+
+    return doctor.report(doctor.run_checks())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,31 +137,44 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+CONFIG_HELP = (
+    "YAML config file (default: the quick config, the package's copy of config/config.yaml; "
+    "config/README.md lists every key)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``nmmval``."""
+    """The argument parser of ``nmmval``: every option of every subcommand has a help text."""
     parser = _Parser(
         prog="nmmval", description="Validity of neural mass models (Deschle et al. 2021)."
     )
+    parser.add_argument(
+        "--version", action="version", version=f"nmmval {__version__}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name, func, help_text):
+    def add(name, func, help_text, config=True):
         sp = sub.add_parser(name, help=help_text, description=help_text)
         sp.set_defaults(func=func)
-        if name != "profile":
-            sp.add_argument("--config", required=True, help="YAML config (config/config.yaml)")
+        if config:
+            sp.add_argument("--config", default=None, metavar="YAML", help=CONFIG_HELP)
             sp.add_argument(
                 "--set",
                 action="append",
                 default=[],
                 metavar="SECTION.KEY=VALUE",
-                help="override one config key (repeatable)",
+                help="override one config key, e.g. network.N=1000 (repeatable)",
             )
         return sp
 
     sp = add("simulate", cmd_simulate, "simulate one cell <p, lam, seed> of the LIF network")
-    sp.add_argument("--p", type=float, required=True, help="connection probability")
-    sp.add_argument("--lam", type=float, required=True, help="fraction of excitatory cells")
-    sp.add_argument("--seed", type=int, required=True, help="repetition index")
+    sp.add_argument("--p", type=float, required=True, help="connection probability, in [0, 1]")
+    sp.add_argument(
+        "--lam", type=float, required=True, help="fraction of excitatory neurons, in [0, 1]"
+    )
+    sp.add_argument(
+        "--seed", type=int, required=True, help="repetition index, >= 0 (a new graph and noise)"
+    )
     sp.add_argument(
         "--threads",
         type=int,
@@ -145,47 +182,94 @@ def build_parser() -> argparse.ArgumentParser:
         help="most Numba threads (default: the CPUs this process may use: its affinity mask, "
         "cgroup quota, SLURM_CPUS_PER_TASK); fewer while the cores are oversubscribed",
     )
-    sp.add_argument("--out", required=True, help="network.nc to write")
+    sp.add_argument("--out", required=True, metavar="NC", help="network.nc to write")
 
     sp = add("fit", cmd_fit, "fit the fitted Freeman models to the seeds of one cell <p, lam>")
-    sp.add_argument("--network", required=True, nargs="+", help="network.nc of every seed")
-    sp.add_argument("--out", required=True, help="fit.nc to write")
+    sp.add_argument(
+        "--network",
+        required=True,
+        nargs="+",
+        metavar="NC",
+        help="network.nc of every seed of the cell (nmmval simulate)",
+    )
+    sp.add_argument("--out", required=True, metavar="NC", help="fit.nc to write")
 
     sp = add("masses", cmd_masses, "drive every mass model with a network's recorded input")
-    sp.add_argument("--network", required=True)
+    sp.add_argument(
+        "--network",
+        required=True,
+        metavar="NC",
+        help="network.nc whose recorded input drives the models (nmmval simulate)",
+    )
     sp.add_argument(
         "--fit",
         default=None,
-        help="the cell's fit.nc (default: fit the fitted models to this network alone)",
+        metavar="NC",
+        help="the cell's fit.nc (nmmval fit; default: fit the fitted models to this network alone)",
     )
-    sp.add_argument("--out", required=True, help="masses.nc to write")
+    sp.add_argument("--out", required=True, metavar="NC", help="masses.nc to write")
 
     sp = add("compare", cmd_compare, "compare the network and the mass models of one cell")
-    sp.add_argument("--network", required=True)
-    sp.add_argument("--masses", required=True)
-    sp.add_argument("--out", required=True, help="compare.nc to write")
+    sp.add_argument(
+        "--network", required=True, metavar="NC", help="the seed's network.nc (nmmval simulate)"
+    )
+    sp.add_argument(
+        "--masses",
+        required=True,
+        metavar="NC",
+        help="the same seed's masses.nc (nmmval masses)",
+    )
+    sp.add_argument("--out", required=True, metavar="NC", help="compare.nc to write")
 
     sp = add("gather", cmd_gather, "gather all cells into the cube")
-    sp.add_argument("--results", required=True, help="results/{run}")
-    sp.add_argument("--out", required=True, help="cube.nc to write")
+    sp.add_argument(
+        "--results",
+        required=True,
+        metavar="DIR",
+        help="the run's folder, results/{run}: its cells/p~*/lam~*/seed~*/compare.nc are read",
+    )
+    sp.add_argument("--out", required=True, metavar="NC", help="cube.nc to write")
 
     sp = add("figures", cmd_figures, "render the figures of a cube")
-    sp.add_argument("--cube", required=True)
-    sp.add_argument("--results", required=True, help="results/{run} (for diagnostic pages)")
-    sp.add_argument("--outdir", required=True)
+    sp.add_argument("--cube", required=True, metavar="NC", help="the run's cube.nc (nmmval gather)")
+    sp.add_argument(
+        "--results",
+        required=True,
+        metavar="DIR",
+        help="the run's folder, results/{run}, whose cells the diagnostic pages read",
+    )
+    sp.add_argument(
+        "--outdir",
+        required=True,
+        metavar="DIR",
+        help="folder to write the figures to, PDF and PNG (created if missing)",
+    )
 
-    sp = add("profile", cmd_profile, "install a Snakemake profile (profiles/NAME) for the user")
-    sp.add_argument("action", choices=["install"])
-    sp.add_argument("name", help="profile name, e.g. slurm")
+    sp = add(
+        "profile",
+        cmd_profile,
+        "install a Snakemake profile (profiles/NAME) for the user",
+        config=False,
+    )
+    sp.add_argument("action", choices=["install"], help="what to do: install")
+    sp.add_argument("name", help="profile name, e.g. slurm (installed in ~/.config/snakemake/NAME)")
     sp.add_argument("--force", action="store_true", help="overwrite a different existing profile")
+
+    add(
+        "doctor",
+        cmd_doctor,
+        "check what a Slurm run needs (executor plugin, profile, sbatch/sacct, Numba's cache "
+        "and threading layer, cores): one line per item with its fix; exit code 1 if one fails",
+        config=False,
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``nmmval`` console script."""
+    """Entry point of the ``nmmval`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args)
     except (cfgmod.ConfigError, InputError, OutputError, ProfileError) as exc:
         print(f"nmmval: {exc}", file=sys.stderr)
         return 1
@@ -193,7 +277,6 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"nmmval: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 def run() -> None:

@@ -30,6 +30,15 @@ def schema_path() -> Path:
     return Path(str(resources.files("nmmval") / "config.schema.yaml"))
 
 
+def quick_path() -> Path:
+    """Path of the quick config, what ``nmmval`` uses without ``--config``.
+
+    It is ``config/config.yaml``: the package's ``quick.yaml`` links to it in
+    the repository and is a copy of it in an installed wheel.
+    """
+    return Path(str(resources.files("nmmval") / "quick.yaml"))
+
+
 @functools.cache
 def _schema() -> dict:
     with open(schema_path()) as fh:
@@ -178,9 +187,19 @@ def _parse_value(raw: str):
     return value
 
 
-def load(path: str | Path, overrides: list[str] | None = None) -> Params:
-    """Read a YAML config file, apply overrides, validate and build :class:`Params`."""
-    path = Path(path)
+def load(path: str | Path | None = None, overrides: list[str] | None = None) -> Params:
+    """Read a YAML config file, apply overrides, validate and build :class:`Params`.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The YAML config; default :func:`quick_path`, the quick config. The
+        schema alone is not a config: ``run``, ``seed`` and ``grid`` have no
+        default, and its defaults are the paper's network, not the quick one.
+    overrides : list of str, optional
+        ``section.key=value`` items (:func:`apply_overrides`).
+    """
+    path = quick_path() if path is None else Path(path)
     try:
         with open(path) as fh:
             raw = yaml.safe_load(fh)

@@ -26,7 +26,6 @@ threads as :class:`nmmval.sim.threads.Governor` allows.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 
@@ -34,6 +33,7 @@ import numba
 import numpy as np
 
 from nmmval.config import Params
+from nmmval.progress import Progress
 from nmmval.sim.kernel import (
     CHUNK_NEURONS,
     CLOSURE_ROWS,
@@ -197,8 +197,9 @@ def simulate(
         uses the side the graph was sampled by (complement for p > 1/2). The
         model, and the result, are the same.
     progress : bool
-        Print a progress line to stderr about every 5 %, and the thread
-        governor's changes (:class:`nmmval.sim.threads.Governor`).
+        Show the progress on stderr (:class:`nmmval.progress.Progress`: a bar
+        with rate and time left on a terminal, a line every 10 % otherwise),
+        and the thread governor's changes (:class:`nmmval.sim.threads.Governor`).
     on_block : callable, optional
         Called as ``on_block(step, v_mV, refractory_steps)`` after every block
         of steps with the state at the start of ``step`` (for monitoring and
@@ -255,12 +256,12 @@ def simulate(
     buf = new_output(BLOCK_STEPS, N, n_max, closures=sim.record_closures)
     spikes_n, spikes_s = [], []
     label = f"nmmval simulate p={p:g} lam={lam:g} seed={seed}"  # of every line printed
-    governor = Governor(n_max, log=sys.stderr if progress else None, prefix=label)
     caller_threads = numba.get_num_threads()
     ext_rate = net.M * net.nu_ext_Hz * sim.dt_ms * 1e-3 if n_E > 0 else 0.0
     build_s = time.perf_counter() - t_start
     t_loop = time.perf_counter()
-    next_report = 0.05
+    bar = Progress(n_steps, label) if progress else None
+    governor = Governor(n_max, log=None if bar is None else bar.log, prefix=label)
     try:
         for start in range(0, n_steps, BLOCK_STEPS):
             nb = min(BLOCK_STEPS, n_steps - start)
@@ -299,16 +300,12 @@ def simulate(
             prev_ext = ext_src[ext_ptr[nb - 1] :]
             if on_block is not None:
                 on_block(start + nb, neurons.v_mV, neurons.ref_steps)
-            if progress and (start + nb) / n_steps >= next_report:
-                frac = (start + nb) / n_steps
-                print(
-                    f"{label}: {100 * frac:5.1f} % ({time.perf_counter() - t_loop:.1f} s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                next_report = frac + 0.05
+            if bar is not None:
+                bar.update(start + nb)
     finally:
         numba.set_num_threads(caller_threads)
+        if bar is not None:
+            bar.close()
     loop_s = time.perf_counter() - t_loop
     spike_neuron = np.concatenate(spikes_n)
     spike_step = np.concatenate(spikes_s)
