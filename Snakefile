@@ -5,9 +5,13 @@
 #   snakemake -c all --configfile config/paper.yaml   the paper's sweep
 #   snakemake -c all cube | figures                   one stage's target
 #   snakemake -c 1 cell --config cell='{p: 0.3, lam: 0.8, seed: 1}'
+#   snakemake --report report.html                    the figures in one browsable file
 
 
 configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
