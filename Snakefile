@@ -7,11 +7,15 @@
 #   snakemake cell --config cell='{p: 0.3, lam: 0.8, seed: 1}'   one more cell
 #   snakemake --forcerun results/quick/cells/p~0.300/lam~0.800/seed~0001/network.nc
 #                                                 rerun that cell and all after it
+#   snakemake --report report.html                the figures in one browsable file
 #
 # Snakemake reads profiles/default (cores: all) by itself: no -c needed.
 
 
 configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

@@ -1,9 +1,11 @@
-"""Shared fixtures: configs of the repository and small variants of them,
-and a helper that kills a workflow run at a chosen point."""
+"""Shared fixtures: configs of the repository and small variants of them, the
+tiny workflow run, and a helper that kills a workflow run at a chosen point."""
 
 import os
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,9 @@ import pytest
 from nmmval import config, faults
 
 ROOT = Path(__file__).resolve().parents[1]
+SNAKEFILE = ROOT / "Snakefile"
+#: 2 p x 2 lambda x 2 seeds, N = 400, T = 1 s: the whole workflow in about 2 min on 2 cores
+TINY = ROOT / "tests" / "data" / "tiny.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +39,44 @@ def small_params(**overrides):
     ]
     extra = [f"{k.replace('__', '.')}={v}" for k, v in overrides.items()]
     return config.load(ROOT / "config" / "config.yaml", base + extra)
+
+
+def snakemake_in(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``snakemake`` on the repository's Snakefile with ``workdir`` as its working folder."""
+    cmd = ["snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+
+
+def job_counts(text: str) -> dict[str, int]:
+    """Rule -> count from Snakemake's 'Job stats' table (the last one in ``text``)."""
+    counts, in_table = {}, False
+    for line in text.splitlines():
+        if line.startswith("Job stats:"):
+            in_table, counts = True, {}
+            continue
+        if in_table:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                counts[parts[0]] = int(parts[1])
+            elif counts and not parts:
+                in_table = False
+    return counts
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One uninterrupted run of the tiny config; the results folder.
+
+    Its working folder (``tiny_run.parents[1]``) is shared by the tests that use it:
+    they may read it or run Snakemake there without changing any result.
+    """
+    workdir = tmp_path_factory.mktemp("tiny")
+    t0 = time.perf_counter()
+    res = snakemake_in(workdir, "--configfile", str(TINY), "-c", "2", timeout=600)
+    wall = time.perf_counter() - t0
+    assert res.returncode == 0, res.stderr[-3000:]
+    print(f"tiny workflow: {wall:.1f} s", file=sys.stderr)
+    return workdir / "results" / "tiny"
 
 
 def kill_at(cmd: list[str], point: str, log: Path, timeout: float = 600) -> None:

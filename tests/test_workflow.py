@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,54 +19,16 @@ import yaml
 
 from nmmval import figures
 
-from conftest import kill_at
+from conftest import ROOT as REPO
+from conftest import SNAKEFILE, TINY, kill_at
+from conftest import job_counts as _job_counts
+from conftest import snakemake_in as _snakemake
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "Snakefile"
-TINY = REPO / "tests" / "data" / "tiny.yaml"
 PAPER = REPO / "config" / "paper.yaml"
 #: everything ruff lints and formats: the package, the tests, the benchmarks
 PY_FILES = ["src", "tests", "benchmarks"]
 FIGURES = [f.name for f in figures.FIGURES]
 CELL_JOBS = ("simulate", "masses", "compare")
-
-
-def _snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    cmd = ["snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
-
-
-def _job_counts(text: str) -> dict[str, int]:
-    """Rule -> count from Snakemake's 'Job stats' table."""
-    counts, in_table = {}, False
-    for line in text.splitlines():
-        if line.startswith("Job stats:"):
-            in_table, counts = True, {}
-            continue
-        if in_table:
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit():
-                counts[parts[0]] = int(parts[1])
-            elif counts and not parts:
-                in_table = False
-    return counts
-
-
-def _tiny_run(workdir: Path) -> subprocess.CompletedProcess:
-    workdir.mkdir(parents=True, exist_ok=True)
-    return _snakemake(workdir, "--configfile", str(TINY), "-c", "2", timeout=600)
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """One uninterrupted run of the tiny config; the results folder."""
-    workdir = tmp_path_factory.mktemp("tiny")
-    t0 = time.perf_counter()
-    res = _tiny_run(workdir)
-    wall = time.perf_counter() - t0
-    assert res.returncode == 0, res.stderr[-3000:]
-    print(f"tiny workflow: {wall:.1f} s", file=sys.stderr)
-    return workdir / "results" / "tiny"
 
 
 # ------------------------------------------------------------------ static checks

@@ -1,7 +1,6 @@
 # Shared by the other .smk files - config validation, the grid, the one path
 # pattern, resource estimates and the resolved config handed to the CLI.
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -140,14 +139,34 @@ def requested_cell(wildcards):
 # Jobs read the whole resolved config, but only the keys a stage uses are
 # given as params, so Snakemake's params trigger reruns a stage exactly when
 # its science changes (e.g. adding a diagnostic cell reruns only figures).
+# The param is also what the report shows under "Job parameters".
+def _canonical(value):
+    """`value` with the keys of every mapping in it sorted, so that its repr is deterministic."""
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _leaves(path, node):
+    """(dotted key, value) of every leaf under `node`; lists are leaves."""
+    if not isinstance(node, dict):
+        return [(path, node)]
+    return [leaf for k, v in node.items() for leaf in _leaves(f"{path}.{k}", v)]
+
+
 def _keys(*paths):
-    out = {}
+    """The config values under `paths` as `section.key=value, ...`: one item per leaf,
+    sorted by key, values as their repr (e.g. `masses.tau_s_ms=5.0, simulation.dt_ms=0.1`).
+    """
+    leaves = {}
     for path in paths:
         node = CFG
         for k in path.split("."):
             node = node[k]
-        out[path] = node
-    return json.dumps(out, sort_keys=True)
+        leaves.update(_leaves(path, node))
+    return ", ".join(f"{k}={_canonical(v)!r}" for k, v in sorted(leaves.items()))
 
 
 SCIENCE_SIMULATE = _keys(
