@@ -26,7 +26,7 @@ from conftest import snakemake_in as _snakemake
 
 PAPER = REPO / "config" / "paper.yaml"
 #: everything ruff lints and formats: the package, the tests, the benchmarks
-PY_FILES = ["src", "tests", "benchmarks"]
+PY_FILES = ["src", "tests", "benchmarks", "docs"]
 FIGURES = [f.name for f in figures.FIGURES]
 CELL_JOBS = ("simulate", "masses", "compare")
 

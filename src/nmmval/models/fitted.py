@@ -20,7 +20,7 @@ The search is bounded:
 
 - τ_s ∈ [max(:data:`TAU_S_MIN_ms`, dt), ``masses.fit_tau_s_max_ms``];
 - s_σ ∈ [0, ``masses.fit_gain_max``];
-- |c| ≤ :data:`OFFSET_MAX_mV`.
+- ``|c|`` ≤ :data:`OFFSET_MAX_mV`.
 
 A gain whose input is zero before T_mid in every seed has no effect on the
 training half and cannot be identified. It stays at the derivation's 1.
@@ -60,7 +60,7 @@ from nmmval.models.freeman import Feedback, Stages, integrate, synaptic_input
 PARAMETERS = ("tau_s_ms", *(f"gain_{s}" for s in SYNAPSE_TYPES), "offset_mV")
 #: smallest τ_s searched (ms), raised to dt if dt is larger (Euler's stage needs dt/τ_s <= 1)
 TAU_S_MIN_ms = 0.5
-#: largest offset |c| (mV)
+#: largest absolute offset (mV)
 OFFSET_MAX_mV = 100.0
 #: an MFM-fit whose |V| exceeds this (mV) anywhere has diverged (about 10x the physical range)
 DIVERGED_mV = 1000.0
