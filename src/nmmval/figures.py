@@ -360,6 +360,17 @@ def _mark_colourbar(ax, value: float, style: Outline) -> bool:
     return True
 
 
+#: characters of a title line per inch of figure width (at the suptitle's "medium" size)
+TITLE_CHARS_PER_INCH = 11
+
+
+def _suptitle(fig, text: str) -> None:
+    """The figure's title, each line wrapped to the figure's width so that none is clipped."""
+    width = max(20, int(fig.get_figwidth() * TITLE_CHARS_PER_INCH))
+    lines = [textwrap.fill(line, width) for line in text.splitlines()]
+    fig.suptitle("\n".join(lines), fontsize="medium")
+
+
 def _heatmap_figure(cube, panels, title, subtitle, ncols=3, footer=0.0):
     """Figure with one heat-map panel per (title, field, cmap, norm, label) entry.
 
@@ -379,7 +390,7 @@ def _heatmap_figure(cube, panels, title, subtitle, ncols=3, footer=0.0):
         ax.set_title(panel_title)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    fig.suptitle(f"{title}\n{subtitle}", fontsize="medium")
+    _suptitle(fig, f"{title}\n{subtitle}")
     return fig, axes
 
 
@@ -817,7 +828,7 @@ def _validity(params, cube, suffix: str, title: str, name=panel_name):
     warning = seed_warning(cube.sizes["seed"], params.analysis.alpha)
     if warning:
         subtitle += f"\nNB: {warning}"
-    fig.suptitle(f"{title}\n{subtitle}", fontsize="medium")
+    _suptitle(fig, f"{title}\n{subtitle}")
     return fig
 
 
@@ -1155,7 +1166,7 @@ def diagnostic_page(params, cell: xr.Dataset, time_ms, traces: dict, seed: int):
     if warning:
         subtitle += f"\nNB: {warning}"
     p, lam = float(cell["p"]), float(cell["lam"])
-    fig.suptitle(f"Diagnostic cell p = {p:g}, λ = {lam:g}\n{subtitle}", fontsize="medium")
+    _suptitle(fig, f"Diagnostic cell p = {p:g}, λ = {lam:g}\n{subtitle}")
     return fig
 
 
