@@ -387,7 +387,8 @@ def _heatmap_figure(cube, panels, title, subtitle, ncols=3, footer=0.0):
     )  # fmt: skip
     for ax, (panel_title, field, cmap, norm, cbar_label) in zip(axes.flat, panels, strict=False):
         _mesh(ax, p, lam, field, cmap, norm, cbar_label, fig)
-        ax.set_title(panel_title)
+        # the colour bar takes about a fifth of the panel's width
+        ax.set_title(textwrap.fill(panel_title, max(16, int(0.8 * w * TITLE_CHARS_PER_INCH))))
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     _suptitle(fig, f"{title}\n{subtitle}")
@@ -632,7 +633,7 @@ def fig_xcorr(params, cube):
             (
                 f"τ_max, LIF – {panel_name(m)}",
                 tau.sel(mass=m).values,
-                "cividis",
+                "PuOr_r",
                 tau_norm,
                 tau_label,
             ),
