@@ -299,3 +299,23 @@ def test_the_cube_declares_every_variable_and_its_flags(params, run, tmp_path):
     assert 0 < cut["chi2_cut_stored_band"] < cut["chi2_cut_full_band"]
     assert "lenient" in back["rho_p"].attrs["comment"]
     back.close()
+
+
+def test_a_fit_is_checked_against_what_it_depends_on(params, run):
+    """fit.nc enters the cube under a run whose analysis settings changed (the fit does not
+    use them, and the workflow does not refit when they change), not under other masses
+    settings, and one line names the key."""
+    other_analysis = config.load(
+        ROOT / "config" / "config.yaml", [*SETTINGS, "analysis.n_surrogates=199"]
+    )
+    got = cube.read_fit(
+        other_analysis, run["clean"], **CELL, coords=cube.coordinates(other_analysis)
+    )
+    want = cube.read_fit(params, run["clean"], **CELL, coords=cube.coordinates(params))
+    for name in datasets.FIT:
+        np.testing.assert_array_equal(got[name], want[name])
+    other_masses = config.load(
+        ROOT / "config" / "config.yaml", [*SETTINGS, "masses.fit_gain_max=20"]
+    )
+    with pytest.raises(store.InputError, match=r"fit\.nc: made with a different masses than"):
+        cube.read_fit(other_masses, run["clean"], **CELL, coords=cube.coordinates(other_masses))

@@ -71,6 +71,9 @@ _MUST_MATCH = (
     "analysis.n_surrogates",
     "analysis.rate_bin_ms",
 )
+#: config keys a fit.nc must share with the run's config: what the fit depends on (the
+#: analysis keys do not enter it, and the workflow does not refit when they change)
+_FIT_MUST_MATCH = ("seed", "network", "neuron", "simulation", "masses")
 
 _NAN_REASON = {
     "synchrony": "no spike train has two spikes in [T0, T) (Spike-contrast undefined)",
@@ -139,16 +142,21 @@ def _lookup(cfg: dict, dotted: str):
     return node
 
 
-def _check_cell(ds: xr.Dataset, path: Path, params, coords, p, lam, seed) -> None:
-    """Stop with one line if a compare.nc does not belong to this run's cube."""
+def _check_config(ds: xr.Dataset, path: Path, params, keys) -> None:
+    """Stop with one line unless the file was made with the run's values of ``keys``."""
     stored = store.stored_config(ds, path)
-    for key in _MUST_MATCH:
+    for key in keys:
         try:
             theirs = _lookup(stored, key)
         except KeyError:
             raise InputError(f"{path}: made with a config without {key}") from None
         if theirs != _lookup(params.resolved, key):
             raise InputError(f"{path}: made with a different {key} than the run's config")
+
+
+def _check_cell(ds: xr.Dataset, path: Path, params, coords, p, lam, seed) -> None:
+    """Stop with one line if a compare.nc does not belong to this run's cube."""
+    _check_config(ds, path, params, _MUST_MATCH)
     cell = (float(ds.attrs.get("p", np.nan)), float(ds.attrs.get("lam", np.nan)))
     if not np.allclose(cell, (p, lam)) or int(ds.attrs.get("seed", -1)) != int(seed):
         raise InputError(
@@ -198,10 +206,7 @@ def read_fit(params, results_dir: Path, p: float, lam: float, coords: dict) -> d
     """
     path = store.fit_path(results_dir, p, lam)
     ds = store.open_dataset(path, "fit")
-    stored = store.stored_config(ds, path)
-    for key in _MUST_MATCH:
-        if _lookup(stored, key) != _lookup(params.resolved, key):
-            raise InputError(f"{path}: made with a different {key} than the run's config")
+    _check_config(ds, path, params, _FIT_MUST_MATCH)
     if not np.allclose((float(ds.attrs.get("p", np.nan)), float(ds.attrs.get("lam", np.nan))),
                        (p, lam)):  # fmt: skip
         raise InputError(f"{path}: holds cell {ds.attrs.get('p')}, {ds.attrs.get('lam')}")
@@ -210,7 +215,9 @@ def read_fit(params, results_dir: Path, p: float, lam: float, coords: dict) -> d
             f"{path}: fitted models {list(ds['fitted'].values)}, not the registry's "
             f"{coords['fitted']}"
         )
-    return {name: ds[name].values for name in datasets.FIT}
+    values = {name: ds[name].values for name in datasets.FIT}
+    ds.close()
+    return values
 
 
 def combine(seeds: Seeds) -> dict[str, np.ndarray]:
