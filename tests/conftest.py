@@ -47,11 +47,14 @@ def snakemake_in(workdir: Path, *args: str, timeout: float = 300) -> subprocess.
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
 
 
-def job_counts(text: str) -> dict[str, int]:
-    """Rule -> count from Snakemake's 'Job stats' table (the last one in ``text``)."""
+def job_counts(text: str, first: bool = False) -> dict[str, int]:
+    """Rule -> count from Snakemake's 'Job stats' table in ``text``: the last one, or the
+    first (the plan of a run that prints more than one) if ``first``."""
     counts, in_table = {}, False
     for line in text.splitlines():
         if line.startswith("Job stats:"):
+            if first and counts:
+                break
             in_table, counts = True, {}
             continue
         if in_table:
@@ -59,6 +62,8 @@ def job_counts(text: str) -> dict[str, int]:
             if len(parts) == 2 and parts[1].isdigit():
                 counts[parts[0]] = int(parts[1])
             elif counts and not parts:
+                if first:
+                    break
                 in_table = False
     return counts
 

@@ -31,7 +31,7 @@ import yaml
 from nmmval import cli, config, store
 from nmmval.sim.lif import simulate
 
-from conftest import ROOT, kill_at
+from conftest import ROOT, job_counts, kill_at
 
 SNAKEFILE = ROOT / "Snakefile"
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
@@ -83,20 +83,7 @@ def _run(workdir: Path, *extra: str, timeout: float = 600) -> subprocess.Complet
 
 def _job_counts(text: str) -> dict[str, int]:
     """Rule -> count from the first 'Job stats' table of Snakemake's output (the plan)."""
-    counts, in_table = {}, False
-    for line in text.splitlines():
-        if line.startswith("Job stats:"):
-            if counts:
-                break
-            in_table = True
-            continue
-        if in_table:
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit():
-                counts[parts[0]] = int(parts[1])
-            elif counts and not parts:
-                break
-    return counts
+    return job_counts(text, first=True)
 
 
 def _cell_jobs(counts: dict[str, int]) -> int:
