@@ -213,13 +213,14 @@ def _fit_cfm(params, seeds, n0, n_mid) -> np.ndarray:
     return _cfm_at(params, seeds, float(res.x), n0, n_mid, free)[0]
 
 
+def _beyond(v_mV: np.ndarray) -> np.ndarray:
+    """Where a trace has left ±DIVERGED_mV or turned non-finite: the fit's divergence."""
+    return ~(np.abs(v_mV) <= DIVERGED_mV)
+
+
 def _diverges(trace, params, seeds, theta) -> bool:
-    """The model leaves ±DIVERGED_mV or turns non-finite over the whole run of some seed."""
-    for s in seeds:
-        v = trace(params, s.feedback, s.Vbar_mV, theta)
-        if not (np.abs(v) <= DIVERGED_mV).all():
-            return True
-    return False
+    """The model diverges (:func:`_beyond`) over the whole run of some seed."""
+    return any(_beyond(trace(params, s.feedback, s.Vbar_mV, theta)).any() for s in seeds)
 
 
 def _fit_mfm(params, seeds, n0, n_mid, starts) -> tuple[np.ndarray, int]:
@@ -227,10 +228,13 @@ def _fit_mfm(params, seeds, n0, n_mid, starts) -> tuple[np.ndarray, int]:
     free = np.concatenate([[True], _identified(seeds, n_mid), [True]])
     lower, upper = bounds(params)
 
-    def residuals(x):
+    def theta_of(x):  # the free parameters x; the others stay the derivation's
         theta = np.array(starts[0], dtype=np.float64)
         theta[free] = x
-        r = _residuals(mfm_trace, params, seeds, theta, n0, n_mid)
+        return theta
+
+    def residuals(x):
+        r = _residuals(mfm_trace, params, seeds, theta_of(x), n0, n_mid)
         return np.clip(np.nan_to_num(r, nan=DIVERGED_mV), -DIVERGED_mV, DIVERGED_mV)
 
     candidates = []
@@ -239,8 +243,7 @@ def _fit_mfm(params, seeds, n0, n_mid, starts) -> tuple[np.ndarray, int]:
         res = scipy.optimize.least_squares(
             residuals, x0, bounds=(lower[free], upper[free]), x_scale="jac", max_nfev=100
         )
-        theta = np.array(starts[0], dtype=np.float64)
-        theta[free] = res.x
+        theta = theta_of(res.x)
         status = REJECTED if _diverges(mfm_trace, params, seeds, theta) else ACCEPTED
         candidates.append((status, res.cost, theta))
     status, _, theta = min(candidates, key=lambda c: (c[0], c[1]))
@@ -289,9 +292,10 @@ def _run(trace, name, can_diverge):
             raise ValueError(f"{name}: the drive has no fitted parameters (fit.nc of the cell)")
         theta = np.asarray(drive.fit[name], dtype=np.float64)
         V = trace(params, synaptic_input(drive, params), float(drive.Vbar_mV), theta)
-        beyond = ~(np.abs(V) <= DIVERGED_mV) if can_diverge else ~np.isfinite(V)
-        if beyond.any():  # diverged by the fit's own criterion: no value from here on
-            V[np.argmax(beyond) :] = np.nan
+        if can_diverge:  # diverged by the fit's criterion: no value from there on
+            beyond = _beyond(V)
+            if beyond.any():
+                V[np.argmax(beyond) :] = np.nan
         return Output(V)
 
     run.__doc__ = (
