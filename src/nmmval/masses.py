@@ -7,7 +7,9 @@ model of :mod:`nmmval.models` on it and returns the masses.nc Dataset
 whose potential leaves the float32 range has diverged (MODEL.md §5.1: the
 MFM's parametric instability; the CBM family and the PDM are bounded by
 construction): its traces are NaN from that step on and the potential's
-``diverged_at_ms`` attribute says when; it is ``"none"`` otherwise.
+``diverged_at_ms`` attribute says when; it is ``"none"`` otherwise. The
+MFM-fit cuts its own trace earlier, beyond ±1000 mV, the criterion that
+rejects its fit (:mod:`nmmval.models.fitted`); the same attribute then says when.
 """
 
 from __future__ import annotations
