@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nmmval.sim import kernel, lif
-from nmmval.sim.network import Graph, complement
+from nmmval.sim.network import Graph, complement, erdos_renyi, in_edge_bits
 from nmmval.sim.rng import ZIGGURAT, seed_states
 
 from conftest import small_params
@@ -309,3 +309,90 @@ def test_update_chunk_vectorises_both_loops():
     fresh(0, n, np.zeros(n), 0, 0, 1, n, neurons, lif._consts(small_params()))
     ir = fresh.inspect_llvm(fresh.signatures[0])
     assert len(re.findall(r"^vector\.body\d*:", ir, flags=re.M)) == 2
+
+
+@pytest.mark.parametrize("p", [0.3, 0.5, 0.8])
+def test_dense_count_gives_the_same_bits_as_the_scatter(p):
+    """Counting a step's arrivals densely (popcounts against the in-edge
+    bits) or by scattering them gives the same integers, so the same
+    recording bit for bit, on one thread and on all; N = 300 with 240
+    excitatory cells puts the E/I boundary inside a word of 64 sources."""
+    params = small_params(**{"network.N": 300, "network.g_hat_ext_nSms": 20.0})
+    scatter = lif.simulate(params, p, 0.8, 1, dense="never", threads=1)
+    assert scatter.spike_neuron.size > 100
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        for dense in ("always", "auto"):
+            got = lif.simulate(params, p, 0.8, 1, dense=dense, threads=threads)
+            assert _same(scatter, got), (dense, threads)
+            np.testing.assert_array_equal(scatter.arrivals_pop, got.arrivals_pop)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.5, 0.9])
+def test_dense_and_scatter_count_the_same_arrivals_in_a_part(p):
+    """`kernel.dense_arrivals` against `kernel.scatter_arrivals` on random
+    steps of 1 to all 700 cells spiking, for a part of the targets cut
+    inside the chunks, E and I sources apart (n_E = 525: mid-word)."""
+    N, n_E = 700, 525
+    graph = erdos_renyi(N, p, np.random.SeedSequence(3))
+    no_trains = Graph(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), n_E, False, True)
+    wiring = kernel.wire(graph, no_trains, n_E, 3)
+    bits = in_edge_bits(graph)
+    rng = np.random.default_rng(4)
+    for n_spk in (1, 5, 64, 300, N):
+        ids = np.sort(rng.choice(N, n_spk, replace=False))
+        spikes = np.zeros((lif.chunk_count(N), lif.CHUNK_NEURONS), dtype=np.int32)
+        n_spikes = np.zeros((lif.chunk_count(N), 2), dtype=np.int64)
+        words = np.zeros(bits.shape[0], dtype=np.uint64)
+        for i in ids:
+            c = i // lif.CHUNK_NEURONS
+            spikes[c, n_spikes[c, 0]] = i
+            n_spikes[c, 0] += 1
+            words[i // 64] |= np.uint64(1) << np.uint64(i % 64)
+        for t in range(3):
+            lo, hi = wiring.bounds[t], wiring.bounds[t + 1]
+            want = np.zeros((2, N), dtype=np.int32)
+            got = np.zeros((2, N), dtype=np.int32)
+            kernel.scatter_arrivals(
+                spikes, n_spikes, wiring.targets, wiring.split, t, n_E, want[0], want[1]
+            )
+            kernel.dense_arrivals(bits, words, n_E, got[0], got[1], lo, hi)
+            assert want[:, lo:hi].sum() > 0 or n_spk == 1
+            np.testing.assert_array_equal(got, want)
+
+
+def test_in_edge_bits_only_where_a_dense_count_can_pay():
+    """`simulate(dense="auto")` keeps the in-edge bits only where a full word
+    of spiking sources would be cheaper to count densely, and within
+    `lif.DENSE_MAX_BYTES`."""
+    params = small_params(**{"network.N": 2000})
+    sparse, _, _, _ = lif.build_graphs(params, 0.001, 0.8, 0)
+    dense, _, _, _ = lif.build_graphs(params, 0.5, 0.8, 0)
+    assert lif._dense_layout(sparse, "auto")[0] is None
+    assert lif._dense_layout(sparse, "always")[0].shape == (32, 2000)
+    assert lif._dense_layout(dense, "auto")[0].shape == (32, 2000)
+    assert lif._dense_layout(dense, "never")[0] is None
+    with pytest.raises(ValueError, match="dense: 'sometimes'"):
+        lif._dense_layout(dense, "sometimes")
+
+
+def test_in_edge_bits_over_the_memory_cap_are_not_built(monkeypatch):
+    params = small_params(**{"network.N": 2000})
+    graph, _, _, _ = lif.build_graphs(params, 0.5, 0.8, 0)
+    monkeypatch.setattr(lif, "DENSE_MAX_BYTES", 32 * 2000 * 8 - 1)
+    assert lif._dense_layout(graph, "auto")[0] is None
+
+
+def test_dense_count_vectorises():
+    """LLVM vectorises `kernel.dense_arrivals`'s pass over the targets (the
+    result is the same without, the speed is not)."""
+
+    @numba.njit
+    def count(bits, words, n_E, arr_E, arr_I):
+        kernel.dense_arrivals(bits, words, n_E, arr_E, arr_I, 0, arr_E.size)
+
+    n = 300
+    arr = np.zeros((2, n), dtype=np.int32)
+    count(np.zeros((5, n), dtype=np.uint64), np.ones(5, dtype=np.uint64), 240, arr[0], arr[1])
+    ir = count.inspect_llvm(count.signatures[0])
+    assert re.search(r"^vector\.body\d*:", ir, flags=re.M)
+    assert re.search(r"@llvm\.ctpop\.v\d+i64", ir)

@@ -5,6 +5,7 @@ import pytest
 
 from nmmval.sim import network
 from nmmval.sim.lif import build_graphs
+from nmmval.sim.network import erdos_renyi, in_edge_bits
 
 from conftest import small_params
 
@@ -128,3 +129,18 @@ def test_row_chunks_that_overflow_their_segment_give_the_same_graph(monkeypatch,
     for a, b in ((want, got), (ext_want, ext_got)):
         np.testing.assert_array_equal(a.indptr, b.indptr)
         np.testing.assert_array_equal(a.indices, b.indices)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.9])
+def test_in_edge_bits_hold_exactly_the_stored_edges(p):
+    """Bit b of word [w, j] is set iff the stored side has 64·w + b → j."""
+    n = 150
+    graph = erdos_renyi(n, p, np.random.SeedSequence(11))
+    bits = in_edge_bits(graph)
+    assert bits.shape == (3, n) and bits.dtype == np.uint64
+    unpacked = np.unpackbits(bits.view(np.uint8).reshape(3, n, 8), axis=2, bitorder="little")
+    adjacency = unpacked.transpose(0, 2, 1).reshape(3 * 64, n)[:n].astype(bool)
+    stored = np.zeros((n, n), dtype=bool)
+    for s in range(n):
+        stored[s, graph.indices[graph.indptr[s] : graph.indptr[s + 1]]] = True
+    np.testing.assert_array_equal(adjacency, stored)

@@ -13,6 +13,14 @@ the first step and the step count, are six named bundles
 - :class:`Consts`, the neuron's and the synapses' constants per step;
 - :class:`Output`, what the call records.
 
+A step's spikes reach their targets by one of two routes, chosen per step
+and part by a measured cost model (:func:`_deliver`, :data:`DENSE_COST`):
+scattered along each spike's target list, one increment per arrival, or,
+in synchronous volleys, counted densely, as the popcount of the spiking
+sources' bitset AND each target's in-edge bits (:func:`dense_arrivals`),
+N²/64 word operations at most whatever the number of spikes. Both give the
+same integer counts.
+
 The neurons are cut into chunks of :data:`CHUNK_NEURONS`, each with a random
 stream of its own; the chunks, not the threads, fix every random number and
 the order of every floating-point sum, so results do not depend on the
@@ -37,15 +45,20 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import prange
+from numba import prange, types
+from numba.extending import intrinsic
 
 from nmmval.sim.barrier import SLOT, arrive_and_wait
-from nmmval.sim.network import Graph
+from nmmval.sim.network import WORD_BITS, Graph
 from nmmval.sim.rng import standard_normal
 
 #: neurons per work chunk: the chunk layout, not the thread count, fixes the
 #: order of every floating-point sum, so results do not depend on threads.
 CHUNK_NEURONS = 256
+#: the cost of one (word, target) pair of the dense count relative to one
+#: arrival of the scatter (:attr:`Wiring.dense_cost`), measured by
+#: ``benchmarks/delivery.py`` (N = 10 000, one thread)
+DENSE_COST = 0.35
 
 
 class Consts(NamedTuple):
@@ -117,6 +130,13 @@ class Wiring(NamedTuple):
     out_deg_E : ndarray, int64, (N,)
         Each neuron's edges present onto excitatory cells, for φ_σ^E (the
         external trains project onto excitatory cells only).
+    in_bits : ndarray, uint64, (ceil(N / 64), N) or (0, N)
+        ``targets`` as bits, word-major (:func:`nmmval.sim.network.in_edge_bits`),
+        for :func:`dense_arrivals`; no rows: scatter only.
+    dense_cost : float
+        The cost of one (word, target) pair of :func:`dense_arrivals` in
+        arrivals of the scatter (:func:`_deliver`): a step is counted densely
+        when ``dense_cost`` · words · targets is below its arrivals.
     """
 
     bounds: np.ndarray
@@ -129,6 +149,8 @@ class Wiring(NamedTuple):
     out_deg: np.ndarray
     ext_out_deg: np.ndarray
     out_deg_E: np.ndarray
+    in_bits: np.ndarray
+    dense_cost: float
 
 
 class Neurons(NamedTuple):
@@ -276,11 +298,22 @@ def part_splits(indptr, indices, bounds):
     return split
 
 
-def wire(graph: Graph, external: Graph, n_E: int, n_parts: int) -> Wiring:
+def wire(
+    graph: Graph,
+    external: Graph,
+    n_E: int,
+    n_parts: int,
+    in_bits: np.ndarray | None = None,
+    dense_cost: float = DENSE_COST,
+) -> Wiring:
     """The :class:`Wiring` of the internal ``graph`` (either side, see
     :func:`nmmval.sim.network.complement`) and the ``external`` one, cut into
-    ``n_parts`` parts."""
+    ``n_parts`` parts; with ``in_bits`` (``graph``'s
+    :func:`nmmval.sim.network.in_edge_bits`), steps whose dense count costs
+    less than their scatter (``dense_cost``, :class:`Wiring`) are counted densely."""
     bounds = part_bounds(graph.n_sources, n_parts)
+    if in_bits is None:
+        in_bits = np.zeros((0, graph.n_targets), dtype=np.uint64)
     return Wiring(
         bounds=bounds,
         n_E=n_E,
@@ -292,6 +325,8 @@ def wire(graph: Graph, external: Graph, n_E: int, n_parts: int) -> Wiring:
         out_deg=graph.out_degree(),
         ext_out_deg=external.out_degree(),
         out_deg_E=out_degree_onto(graph, n_E),
+        in_bits=in_bits,
+        dense_cost=float(dense_cost),
     )
 
 
@@ -345,22 +380,118 @@ def new_output(n_steps: int, N: int, n_parts: int, closures: bool = False) -> Ou
     )
 
 
+@intrinsic
+def popcount(typingctx, x):
+    """The number of set bits of a uint64 (LLVM's ``ctpop``: one instruction
+    with POPCNT, and vectorised with AVX-512 VPOPCNTDQ)."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return sig, codegen
+
+
+@numba.njit(inline="always")
+def _count_word(col, word, row, lo, hi):
+    """``row[u] += popcount(col[u] & word)`` for the targets u in [lo, hi):
+    the arrivals from the spiking sources of one word. Unsigned indices, so
+    that LLVM vectorises the loop (see :func:`run_block`)."""
+    for u in range(np.uint64(lo), np.uint64(hi)):
+        row[u] += np.int32(popcount(col[u] & word))
+
+
+@numba.njit(inline="always")
+def _type_mask(w, n_E):
+    """The bits of word ``w`` whose sources are excitatory (below ``n_E``)."""
+    first = w * WORD_BITS
+    if first + WORD_BITS <= n_E:
+        return ~np.uint64(0)
+    if first >= n_E:
+        return np.uint64(0)
+    return (np.uint64(1) << np.uint64(n_E - first)) - np.uint64(1)
+
+
+@numba.njit(inline="always")
+def dense_arrivals(bits, spike_words, n_E, arr_E, arr_I, lo, hi):
+    """Count, at the targets in [lo, hi), the arrivals of the sources set in
+    ``spike_words`` through the stored edges ``bits``
+    (:func:`nmmval.sim.network.in_edge_bits`): per word of sources with a
+    spike, the popcount of (spiking sources AND the target's in-edges), into
+    ``arr_E`` or ``arr_I`` by the sources' type. The same integers as the
+    scatter of :func:`_deliver`, in N·N/64 word operations at most whatever
+    the number of spikes."""
+    for w in range(bits.shape[0]):
+        word = spike_words[w]
+        if word == 0:
+            continue
+        mask = _type_mask(w, n_E)
+        if word & mask:
+            _count_word(bits[w], word & mask, arr_E, lo, hi)
+        if word & ~mask:
+            _count_word(bits[w], word & ~mask, arr_I, lo, hi)
+
+
+@numba.njit(inline="always")
+def scatter_arrivals(spikes, n_spikes, targets, split, t, n_E, arr_E, arr_I):
+    """Count, at the targets in part ``t``, the arrivals of the spikes
+    ``spikes[c, :n_spikes[c, 0]]`` of every chunk c: one increment of
+    ``arr_E`` or ``arr_I`` (by the source's type) per stored edge into the
+    part (``split``, :class:`Wiring`)."""
+    for c in range(n_spikes.shape[0]):
+        for q in range(n_spikes[c, 0]):
+            i = spikes[c, q]
+            row = arr_E if i < n_E else arr_I
+            for k in range(split[i, t], split[i, t + 1]):
+                row[np.uint64(targets[k])] += 1
+
+
 @numba.njit(cache=True)
-def _deliver(t, par, src, e0, e1, neurons, chunks, wiring):
+def _deliver(t, par, src, e0, e1, neurons, chunks, wiring, spike_words):
     """Count, at the targets in part ``t``, the arrivals of the spikes of
     step parity ``par`` (``chunks.spikes``) and of the external events of the
     trains ``src[e0:e1]``, in ``neurons.arrivals``. Not inlined into the
-    parallel region (see the module docstring)."""
+    parallel region (see the module docstring).
+
+    The spikes are scattered along their target lists (one increment per
+    arrival), or, when that costs more, counted densely
+    (:func:`dense_arrivals`, with ``spike_words``, the part's own scratch of
+    ``wiring.in_bits.shape[0]`` words, as the spiking sources' bitset): by
+    :attr:`Wiring.dense_cost`, when the words with a spike times the part's
+    targets, weighted, are fewer than the part's arrivals. Both give the same
+    integer counts, so the choice changes no bit of the result.
+    """
     spikes, n_spikes, n_E = chunks.spikes, chunks.n_spikes, wiring.n_E
     arr_E, arr_I, arr_X = neurons.arrivals[0], neurons.arrivals[1], neurons.arrivals[2]
     targets, split = wiring.targets, wiring.split
     ext_targets, ext_split = wiring.ext_targets, wiring.ext_split
+    lo, hi = wiring.bounds[t], wiring.bounds[t + 1]
+    n_spk = 0
+    load = 0
     for c in range(n_spikes.shape[1]):
+        n_spk += n_spikes[par, c, 0]
         for q in range(n_spikes[par, c, 0]):
             i = spikes[par, c, q]
-            row = arr_E if i < n_E else arr_I
-            for k in range(split[i, t], split[i, t + 1]):
-                row[np.uint64(targets[k])] += 1
+            load += split[i, t + 1] - split[i, t]
+    bits = wiring.in_bits
+    weight = wiring.dense_cost * (hi - lo)
+    # fewest words n_spk spikes can occupy: if even those cost more, scatter
+    dense = bits.shape[0] > 0 and weight * ((n_spk + WORD_BITS - 1) // WORD_BITS) < load
+    if dense:
+        spike_words[:] = 0
+        for c in range(n_spikes.shape[1]):
+            for q in range(n_spikes[par, c, 0]):
+                i = spikes[par, c, q]
+                spike_words[i // WORD_BITS] |= np.uint64(1) << np.uint64(i % WORD_BITS)
+        n_words = 0
+        for w in range(bits.shape[0]):
+            if spike_words[w] != 0:
+                n_words += 1
+        dense = weight * n_words < load
+    if dense:
+        dense_arrivals(bits, spike_words, n_E, arr_E, arr_I, lo, hi)
+    else:
+        scatter_arrivals(spikes[par], n_spikes[par], targets, split, t, n_E, arr_E, arr_I)
     for k in range(e0, e1):
         s = src[k]
         for kk in range(ext_split[s, t], ext_split[s, t + 1]):
@@ -612,6 +743,7 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
     closure_sum = np.zeros((2, n_chunks, n_rows))
     xbuf = np.zeros((n_chunks, CHUNK_NEURONS))
     counters = np.zeros(n_parts * SLOT, dtype=np.int32)
+    spike_words = np.zeros((n_parts, wiring.in_bits.shape[0]), dtype=np.uint64)
     n_recorded = np.zeros(1, dtype=np.int64)
     for t in prange(n_parts):
         c_lo = bounds[t] // CHUNK_NEURONS
@@ -632,7 +764,7 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
                 src_ext, e0, e1 = ext_prev, 0, ext_prev.size
             else:
                 src_ext, e0, e1 = ext_src, ext_ptr[b - 1], ext_ptr[b]
-            _deliver(t, prv, src_ext, e0, e1, neurons, chunks, wiring)
+            _deliver(t, prv, src_ext, e0, e1, neurons, chunks, wiring, spike_words[t])
             for c in range(c_lo, c_hi):
                 lo = c * CHUNK_NEURONS
                 m = min(CHUNK_NEURONS, N - lo)

@@ -16,8 +16,9 @@ n + 1, and is counted in φ_σ[n]; (6) spiking cells reset and are held for
 τ_ref/dt steps.
 
 Arrivals are accumulated as integer counts per neuron and type, then added
-as ``count · ĝ/τ``: delivery by the graph or by its complement, and any
-thread count, give the same bits.
+as ``count · ĝ/τ``: delivery by the graph or by its complement, scattered
+along target lists or counted densely from bitsets (per step, whichever is
+cheaper), and any thread count, give the same bits.
 
 This module builds a cell's graphs and runs the Numba kernel
 (:mod:`nmmval.sim.kernel`) on them, :data:`BLOCK_STEPS` steps a call, on as many
@@ -38,6 +39,7 @@ from nmmval.sim.kernel import (
     CHUNK_NEURONS,
     CLOSURE_ROWS,
     COUNT_ROWS,
+    DENSE_COST,
     Consts,
     Drive,
     chunk_count,
@@ -47,13 +49,22 @@ from nmmval.sim.kernel import (
     run_block,
     wire,
 )
-from nmmval.sim.network import Graph, bipartite, cell_streams, complement, erdos_renyi
+from nmmval.sim.network import (
+    WORD_BITS,
+    Graph,
+    bipartite,
+    cell_streams,
+    complement,
+    erdos_renyi,
+    in_edge_bits,
+)
 from nmmval.sim.rng import ZIGGURAT, seed_states
 from nmmval.sim.threads import Governor, available_cpus
 
 __all__ = [
     "BLOCK_STEPS",
     "CHUNK_NEURONS",
+    "DENSE_MAX_BYTES",
     "Recording",
     "build_graphs",
     "chunk_count",
@@ -62,6 +73,9 @@ __all__ = [
 
 #: steps per call of the kernel (external events are drawn per block)
 BLOCK_STEPS = 200
+#: the most memory the in-edge bits of the dense count may take (bytes):
+#: N²/8 bytes, so dense counting stops at N ≈ 46 000
+DENSE_MAX_BYTES = 2**28
 
 
 @dataclass
@@ -170,6 +184,7 @@ def simulate(
     seed: int,
     threads: int | None = None,
     delivery: str = "auto",
+    dense: str = "auto",
     progress: bool = False,
     on_block=None,
 ) -> Recording:
@@ -196,6 +211,14 @@ def simulate(
         (inputs = all spikes of the type minus the missing edges). "auto"
         uses the side the graph was sampled by (complement for p > 1/2). The
         model, and the result, are the same.
+    dense : {"auto", "never", "always"}
+        Count the arrivals of a step densely, as popcounts of the spiking
+        sources' bitset against each target's in-edges, when that is cheaper
+        than scattering them (:func:`nmmval.sim.kernel._deliver`); "auto"
+        keeps the bits (:func:`nmmval.sim.network.in_edge_bits`) when a
+        step can ever be cheaper so and they take at most
+        :data:`DENSE_MAX_BYTES`. "never" and "always" force one way (for
+        tests and benchmarks). The counts, and the result, are the same.
     progress : bool
         Show the progress on stderr (:class:`nmmval.progress.Progress`: a bar
         with rate and time left on a terminal, a line every 10 % otherwise),
@@ -217,6 +240,7 @@ def simulate(
     if delivery not in ("auto", "direct", "complement"):
         raise ValueError(f"delivery: {delivery!r} is not one of auto, direct, complement")
     graph: Graph = internal if want_compl == internal.complemented else complement(internal)
+    in_bits, dense_cost = _dense_layout(graph, dense)
     N = net.N
     n_steps = sim.n_steps
     n0 = sim.n0_steps
@@ -224,7 +248,7 @@ def simulate(
 
     def layout(n):
         if n not in layouts:
-            layouts[n] = wire(graph, external, n_E, n)
+            layouts[n] = wire(graph, external, n_E, n, in_bits, dense_cost)
         return layouts[n]
 
     layout(n_max)
@@ -339,6 +363,23 @@ def simulate(
         V_half_mV=V_half,
         closures=_closure_means(closures, n_E, n_I) if sim.record_closures else None,
     )
+
+
+def _dense_layout(graph: Graph, dense: str) -> tuple[np.ndarray | None, float]:
+    """The in-edge bits and the dense count's cost for :func:`simulate`'s
+    ``dense`` choice: no bits where a full word of 64 spiking sources would
+    still be cheaper to scatter (stored out-degree below N·DENSE_COST/64), or
+    where they would take more than :data:`DENSE_MAX_BYTES`."""
+    if dense not in ("auto", "never", "always"):
+        raise ValueError(f"dense: {dense!r} is not one of auto, never, always")
+    n_words = (graph.n_sources + WORD_BITS - 1) // WORD_BITS
+    if dense == "always":
+        return in_edge_bits(graph), 0.0
+    mean_degree = graph.indices.size / max(graph.n_sources, 1)
+    pays = WORD_BITS * mean_degree > DENSE_COST * graph.n_targets
+    if dense == "never" or not pays or 8 * n_words * graph.n_targets > DENSE_MAX_BYTES:
+        return None, DENSE_COST
+    return in_edge_bits(graph), DENSE_COST
 
 
 def _closure_means(sums: np.ndarray, n_E: int, n_I: int) -> dict:
