@@ -5,8 +5,9 @@ stored target list (``nmmval.sim.kernel.scatter_arrivals``: one increment per
 arrival) or densely (``nmmval.sim.kernel.dense_arrivals``: per word of 64
 sources with a spike, one popcount per target). ``nmmval.sim.kernel._deliver``
 picks the dense count when ``DENSE_COST`` · words · targets is below the
-arrivals. This script measures both on the paper network's graph (N = 10 000,
-λ = 0.8, one thread, one part) for steps of 1 to 8 000 spikes at several p,
+arrivals (a word: 8 sources, ``nmmval.sim.network.WORD_BITS``). This script
+measures both on the paper network's graph (N = 10 000, λ = 0.8, one
+thread, one part) for steps of 1 to 8 000 spikes at several p,
 checks that they give the same counts, and reports each pair's cost per
 unit: ns per arrival (scatter) and ns per (word, target) pair (dense), their
 ratio, and which way ``DENSE_COST`` sends the step against which was faster.
@@ -31,6 +32,7 @@ from nmmval.sim.kernel import (
     chunk_count,
     dense_arrivals,
     scatter_arrivals,
+    spike_rows,
     wire,
 )
 from nmmval.sim.network import WORD_BITS, bipartite, erdos_renyi, in_edge_bits
@@ -47,9 +49,13 @@ def _time_scatter(spikes, n_spikes, targets, split, n_E, arr_E, arr_I, reps):
 
 @numba.njit(cache=True)
 def _time_dense(bits, words, n_E, arr_E, arr_I, reps):
-    """``reps`` dense counts of the same step (the counts add up)."""
+    """``reps`` dense counts of the same step, listing its words each time
+    as the kernel does (the counts add up)."""
+    rows = np.zeros((2, words.size), dtype=np.int64)
+    vals = np.zeros((2, words.size), dtype=np.uint8)
     for _ in range(reps):
-        dense_arrivals(bits, words, n_E, arr_E, arr_I, 0, arr_E.size)
+        n_E_rows, n_I_rows = spike_rows(words, n_E, rows, vals)
+        dense_arrivals(bits, rows, vals, n_E_rows, n_I_rows, arr_E, arr_I, 0, arr_E.size)
 
 
 def _step(rng, N, n_spk):
@@ -63,8 +69,8 @@ def _step(rng, N, n_spk):
         c = i // CHUNK_NEURONS
         spikes[c, n_spikes[c, 0]] = i
         n_spikes[c, 0] += 1
-    words = np.zeros((N + WORD_BITS - 1) // WORD_BITS, dtype=np.uint64)
-    bit = np.left_shift(np.uint64(1), (ids % WORD_BITS).astype(np.uint64))
+    words = np.zeros((N + WORD_BITS - 1) // WORD_BITS, dtype=np.uint8)
+    bit = np.left_shift(np.uint8(1), (ids % WORD_BITS).astype(np.uint8))
     np.bitwise_or.at(words, ids // WORD_BITS, bit)
     return spikes, n_spikes, words
 
@@ -84,7 +90,7 @@ def main(argv=None) -> int:
     ap.add_argument("--N", type=int, default=10_000)
     ap.add_argument("--lam", type=float, default=0.8)
     ap.add_argument("--p", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.3, 0.5])
-    ap.add_argument("--spikes", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024, 8000])
+    ap.add_argument("--spikes", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024, 4000, 8000])
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args(argv)
     numba.set_num_threads(1)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nmmval.sim import kernel, lif
-from nmmval.sim.network import Graph, complement, erdos_renyi, in_edge_bits
+from nmmval.sim.network import WORD_BITS, Graph, complement, erdos_renyi, in_edge_bits
 from nmmval.sim.rng import ZIGGURAT, seed_states
 
 from conftest import small_params
@@ -342,12 +342,16 @@ def test_dense_and_scatter_count_the_same_arrivals_in_a_part(p):
         ids = np.sort(rng.choice(N, n_spk, replace=False))
         spikes = np.zeros((lif.chunk_count(N), lif.CHUNK_NEURONS), dtype=np.int32)
         n_spikes = np.zeros((lif.chunk_count(N), 2), dtype=np.int64)
-        words = np.zeros(bits.shape[0], dtype=np.uint64)
+        words = np.zeros(bits.shape[0], dtype=np.uint8)
         for i in ids:
             c = i // lif.CHUNK_NEURONS
             spikes[c, n_spikes[c, 0]] = i
             n_spikes[c, 0] += 1
-            words[i // 64] |= np.uint64(1) << np.uint64(i % 64)
+            words[i // WORD_BITS] |= np.uint8(1 << (i % WORD_BITS))
+        rows = np.zeros((2, words.size), dtype=np.int64)
+        vals = np.zeros((2, words.size), dtype=np.uint8)
+        n_rows = kernel.spike_rows(words, n_E, rows, vals)
+        assert sum(n_rows) >= np.count_nonzero(words)
         for t in range(3):
             lo, hi = wiring.bounds[t], wiring.bounds[t + 1]
             want = np.zeros((2, N), dtype=np.int32)
@@ -355,7 +359,7 @@ def test_dense_and_scatter_count_the_same_arrivals_in_a_part(p):
             kernel.scatter_arrivals(
                 spikes, n_spikes, wiring.targets, wiring.split, t, n_E, want[0], want[1]
             )
-            kernel.dense_arrivals(bits, words, n_E, got[0], got[1], lo, hi)
+            kernel.dense_arrivals(bits, rows, vals, *n_rows, got[0], got[1], lo, hi)
             assert want[:, lo:hi].sum() > 0 or n_spk == 1
             np.testing.assert_array_equal(got, want)
 
@@ -368,8 +372,8 @@ def test_in_edge_bits_only_where_a_dense_count_can_pay():
     sparse, _, _, _ = lif.build_graphs(params, 0.001, 0.8, 0)
     dense, _, _, _ = lif.build_graphs(params, 0.5, 0.8, 0)
     assert lif._dense_layout(sparse, "auto")[0] is None
-    assert lif._dense_layout(sparse, "always")[0].shape == (32, 2000)
-    assert lif._dense_layout(dense, "auto")[0].shape == (32, 2000)
+    assert lif._dense_layout(sparse, "always")[0].shape == (250, 2000)
+    assert lif._dense_layout(dense, "auto")[0].shape == (250, 2000)
     assert lif._dense_layout(dense, "never")[0] is None
     with pytest.raises(ValueError, match="dense: 'sometimes'"):
         lif._dense_layout(dense, "sometimes")
@@ -378,21 +382,22 @@ def test_in_edge_bits_only_where_a_dense_count_can_pay():
 def test_in_edge_bits_over_the_memory_cap_are_not_built(monkeypatch):
     params = small_params(**{"network.N": 2000})
     graph, _, _, _ = lif.build_graphs(params, 0.5, 0.8, 0)
-    monkeypatch.setattr(lif, "DENSE_MAX_BYTES", 32 * 2000 * 8 - 1)
+    monkeypatch.setattr(lif, "DENSE_MAX_BYTES", 250 * 2000 - 1)
     assert lif._dense_layout(graph, "auto")[0] is None
 
 
 def test_dense_count_vectorises():
-    """LLVM vectorises `kernel.dense_arrivals`'s pass over the targets (the
+    """LLVM vectorises `kernel.dense_arrivals`'s passes over the targets (the
     result is the same without, the speed is not)."""
 
     @numba.njit
-    def count(bits, words, n_E, arr_E, arr_I):
-        kernel.dense_arrivals(bits, words, n_E, arr_E, arr_I, 0, arr_E.size)
+    def count(bits, rows, vals, arr_E, arr_I):
+        kernel.dense_arrivals(bits, rows, vals, 5, 1, arr_E, arr_I, 0, arr_E.size)
 
     n = 300
     arr = np.zeros((2, n), dtype=np.int32)
-    count(np.zeros((5, n), dtype=np.uint64), np.ones(5, dtype=np.uint64), 240, arr[0], arr[1])
+    rows = np.zeros((2, 5), dtype=np.int64)
+    count(np.zeros((5, n), dtype=np.uint8), rows, np.ones((2, 5), np.uint8), arr[0], arr[1])
     ir = count.inspect_llvm(count.signatures[0])
-    assert re.search(r"^vector\.body\d*:", ir, flags=re.M)
-    assert re.search(r"@llvm\.ctpop\.v\d+i64", ir)
+    assert len(re.findall(r"^vector\.body\d*:", ir, flags=re.M)) >= 2
+    assert re.search(r"@llvm\.ctpop\.v\d+i8", ir)

@@ -18,7 +18,7 @@ and part by a measured cost model (:func:`_deliver`, :data:`DENSE_COST`):
 scattered along each spike's target list, one increment per arrival, or,
 in synchronous volleys, counted densely, as the popcount of the spiking
 sources' bitset AND each target's in-edge bits (:func:`dense_arrivals`),
-N²/64 word operations at most whatever the number of spikes. Both give the
+N²/8 byte operations at most whatever the number of spikes. Both give the
 same integer counts.
 
 The neurons are cut into chunks of :data:`CHUNK_NEURONS`, each with a random
@@ -58,7 +58,7 @@ CHUNK_NEURONS = 256
 #: the cost of one (word, target) pair of the dense count relative to one
 #: arrival of the scatter (:attr:`Wiring.dense_cost`), measured by
 #: ``benchmarks/delivery.py`` (N = 10 000, one thread)
-DENSE_COST = 0.35
+DENSE_COST = 0.1
 
 
 class Consts(NamedTuple):
@@ -130,7 +130,7 @@ class Wiring(NamedTuple):
     out_deg_E : ndarray, int64, (N,)
         Each neuron's edges present onto excitatory cells, for φ_σ^E (the
         external trains project onto excitatory cells only).
-    in_bits : ndarray, uint64, (ceil(N / 64), N) or (0, N)
+    in_bits : ndarray, uint8, (ceil(N / 8), N) or (0, N)
         ``targets`` as bits, word-major (:func:`nmmval.sim.network.in_edge_bits`),
         for :func:`dense_arrivals`; no rows: scatter only.
     dense_cost : float
@@ -313,7 +313,7 @@ def wire(
     less than their scatter (``dense_cost``, :class:`Wiring`) are counted densely."""
     bounds = part_bounds(graph.n_sources, n_parts)
     if in_bits is None:
-        in_bits = np.zeros((0, graph.n_targets), dtype=np.uint64)
+        in_bits = np.zeros((0, graph.n_targets), dtype=np.uint8)
     return Wiring(
         bounds=bounds,
         n_E=n_E,
@@ -382,9 +382,12 @@ def new_output(n_steps: int, N: int, n_parts: int, closures: bool = False) -> Ou
 
 @intrinsic
 def popcount(typingctx, x):
-    """The number of set bits of a uint64 (LLVM's ``ctpop``: one instruction
-    with POPCNT, and vectorised with AVX-512 VPOPCNTDQ)."""
-    sig = types.uint64(types.uint64)
+    """The number of set bits of an unsigned integer, in its type (LLVM's
+    ``ctpop``: vectorised with AVX-512 BITALG/VPOPCNTDQ, a table lookup
+    with AVX2)."""
+    if not isinstance(x, types.Integer) or x.signed:
+        return None
+    sig = x(x)
 
     def codegen(context, builder, signature, args):
         return builder.ctpop(args[0])
@@ -393,43 +396,75 @@ def popcount(typingctx, x):
 
 
 @numba.njit(inline="always")
-def _count_word(col, word, row, lo, hi):
-    """``row[u] += popcount(col[u] & word)`` for the targets u in [lo, hi):
-    the arrivals from the spiking sources of one word. Unsigned indices, so
-    that LLVM vectorises the loop (see :func:`run_block`)."""
-    for u in range(np.uint64(lo), np.uint64(hi)):
-        row[u] += np.int32(popcount(col[u] & word))
-
-
-@numba.njit(inline="always")
 def _type_mask(w, n_E):
     """The bits of word ``w`` whose sources are excitatory (below ``n_E``)."""
     first = w * WORD_BITS
     if first + WORD_BITS <= n_E:
-        return ~np.uint64(0)
+        return np.uint8(0xFF)
     if first >= n_E:
-        return np.uint64(0)
-    return (np.uint64(1) << np.uint64(n_E - first)) - np.uint64(1)
+        return np.uint8(0)
+    return np.uint8((1 << (n_E - first)) - 1)
 
 
 @numba.njit(inline="always")
-def dense_arrivals(bits, spike_words, n_E, arr_E, arr_I, lo, hi):
-    """Count, at the targets in [lo, hi), the arrivals of the sources set in
-    ``spike_words`` through the stored edges ``bits``
-    (:func:`nmmval.sim.network.in_edge_bits`): per word of sources with a
-    spike, the popcount of (spiking sources AND the target's in-edges), into
-    ``arr_E`` or ``arr_I`` by the sources' type. The same integers as the
-    scatter of :func:`_deliver`, in N·N/64 word operations at most whatever
-    the number of spikes."""
-    for w in range(bits.shape[0]):
+def spike_rows(spike_words, n_E, rows, vals):
+    """List the words of the spiking sources' bitset ``spike_words`` that
+    hold a spike, by source type: ``rows[0, :n_E_rows]`` and
+    ``vals[0, :n_E_rows]`` the words and their excitatory bits,
+    ``rows[1]``, ``vals[1]`` likewise the inhibitory ones (a word across
+    ``n_E`` is in both). Returns ``(n_E_rows, n_I_rows)``."""
+    n_e = 0
+    n_i = 0
+    for w in range(spike_words.size):
         word = spike_words[w]
         if word == 0:
             continue
         mask = _type_mask(w, n_E)
         if word & mask:
-            _count_word(bits[w], word & mask, arr_E, lo, hi)
+            rows[0, n_e] = w
+            vals[0, n_e] = word & mask
+            n_e += 1
         if word & ~mask:
-            _count_word(bits[w], word & ~mask, arr_I, lo, hi)
+            rows[1, n_i] = w
+            vals[1, n_i] = word & ~mask
+            n_i += 1
+    return n_e, n_i
+
+
+@numba.njit(inline="always")
+def _count_rows(bits, rows, vals, n, row, lo, hi):
+    """``row[u] += Σ_k popcount(bits[rows[k], u] & vals[k])`` over k < n, for
+    the targets u in [lo, hi): four words a pass over the targets, so that
+    ``row`` is read and written once per four; unsigned indices, so that
+    LLVM vectorises the passes (see :func:`run_block`)."""
+    k = 0
+    while k + 4 <= n:
+        c0, c1, c2, c3 = bits[rows[k]], bits[rows[k + 1]], bits[rows[k + 2]], bits[rows[k + 3]]
+        s0, s1, s2, s3 = vals[k], vals[k + 1], vals[k + 2], vals[k + 3]
+        for u in range(np.uint64(lo), np.uint64(hi)):
+            row[u] += np.int32(
+                (popcount(c0[u] & s0) + popcount(c1[u] & s1))
+                + (popcount(c2[u] & s2) + popcount(c3[u] & s3))
+            )
+        k += 4
+    while k < n:
+        col, s0 = bits[rows[k]], vals[k]
+        for u in range(np.uint64(lo), np.uint64(hi)):
+            row[u] += np.int32(popcount(col[u] & s0))
+        k += 1
+
+
+@numba.njit(inline="always")
+def dense_arrivals(bits, rows, vals, n_E_rows, n_I_rows, arr_E, arr_I, lo, hi):
+    """Count, at the targets in [lo, hi), the arrivals from the spiking
+    sources listed by :func:`spike_rows` through the stored edges ``bits``
+    (:func:`nmmval.sim.network.in_edge_bits`): per word of 8 sources with a
+    spike, the popcount of (its spiking sources AND the target's in-edges),
+    into ``arr_E`` or ``arr_I`` by the sources' type. The same integers as
+    :func:`scatter_arrivals`, in N·N/8 byte operations at most whatever the
+    number of spikes."""
+    _count_rows(bits, rows[0], vals[0], n_E_rows, arr_E, lo, hi)
+    _count_rows(bits, rows[1], vals[1], n_I_rows, arr_I, lo, hi)
 
 
 @numba.njit(inline="always")
@@ -447,31 +482,31 @@ def scatter_arrivals(spikes, n_spikes, targets, split, t, n_E, arr_E, arr_I):
 
 
 @numba.njit(cache=True)
-def _deliver(t, par, src, e0, e1, neurons, chunks, wiring, spike_words):
+def _deliver(t, par, src, e0, e1, neurons, chunks, wiring, spike_words, rows, vals):
     """Count, at the targets in part ``t``, the arrivals of the spikes of
     step parity ``par`` (``chunks.spikes``) and of the external events of the
     trains ``src[e0:e1]``, in ``neurons.arrivals``. Not inlined into the
     parallel region (see the module docstring).
 
-    The spikes are scattered along their target lists (one increment per
-    arrival), or, when that costs more, counted densely
-    (:func:`dense_arrivals`, with ``spike_words``, the part's own scratch of
-    ``wiring.in_bits.shape[0]`` words, as the spiking sources' bitset): by
-    :attr:`Wiring.dense_cost`, when the words with a spike times the part's
-    targets, weighted, are fewer than the part's arrivals. Both give the same
-    integer counts, so the choice changes no bit of the result.
+    The spikes are scattered along their target lists
+    (:func:`scatter_arrivals`), or, when that costs more, counted densely
+    (:func:`dense_arrivals`; ``spike_words``, ``rows`` and ``vals`` are the
+    part's own scratch for the spiking sources' bitset and its words,
+    :func:`spike_rows`): when :attr:`Wiring.dense_cost` times the words with
+    a spike times the part's targets is below the part's arrivals. Both give
+    the same integer counts, so the choice changes no bit of the result.
     """
-    spikes, n_spikes, n_E = chunks.spikes, chunks.n_spikes, wiring.n_E
+    spikes, n_spikes, n_E = chunks.spikes[par], chunks.n_spikes[par], wiring.n_E
     arr_E, arr_I, arr_X = neurons.arrivals[0], neurons.arrivals[1], neurons.arrivals[2]
     targets, split = wiring.targets, wiring.split
     ext_targets, ext_split = wiring.ext_targets, wiring.ext_split
     lo, hi = wiring.bounds[t], wiring.bounds[t + 1]
     n_spk = 0
     load = 0
-    for c in range(n_spikes.shape[1]):
-        n_spk += n_spikes[par, c, 0]
-        for q in range(n_spikes[par, c, 0]):
-            i = spikes[par, c, q]
+    for c in range(n_spikes.shape[0]):
+        n_spk += n_spikes[c, 0]
+        for q in range(n_spikes[c, 0]):
+            i = spikes[c, q]
             load += split[i, t + 1] - split[i, t]
     bits = wiring.in_bits
     weight = wiring.dense_cost * (hi - lo)
@@ -479,19 +514,16 @@ def _deliver(t, par, src, e0, e1, neurons, chunks, wiring, spike_words):
     dense = bits.shape[0] > 0 and weight * ((n_spk + WORD_BITS - 1) // WORD_BITS) < load
     if dense:
         spike_words[:] = 0
-        for c in range(n_spikes.shape[1]):
-            for q in range(n_spikes[par, c, 0]):
-                i = spikes[par, c, q]
-                spike_words[i // WORD_BITS] |= np.uint64(1) << np.uint64(i % WORD_BITS)
-        n_words = 0
-        for w in range(bits.shape[0]):
-            if spike_words[w] != 0:
-                n_words += 1
-        dense = weight * n_words < load
+        for c in range(n_spikes.shape[0]):
+            for q in range(n_spikes[c, 0]):
+                i = spikes[c, q]
+                spike_words[i // WORD_BITS] |= np.uint8(1 << (i % WORD_BITS))
+        n_E_rows, n_I_rows = spike_rows(spike_words, n_E, rows, vals)
+        dense = weight * (n_E_rows + n_I_rows) < load
     if dense:
-        dense_arrivals(bits, spike_words, n_E, arr_E, arr_I, lo, hi)
+        dense_arrivals(bits, rows, vals, n_E_rows, n_I_rows, arr_E, arr_I, lo, hi)
     else:
-        scatter_arrivals(spikes[par], n_spikes[par], targets, split, t, n_E, arr_E, arr_I)
+        scatter_arrivals(spikes, n_spikes, targets, split, t, n_E, arr_E, arr_I)
     for k in range(e0, e1):
         s = src[k]
         for kk in range(ext_split[s, t], ext_split[s, t + 1]):
@@ -743,7 +775,11 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
     closure_sum = np.zeros((2, n_chunks, n_rows))
     xbuf = np.zeros((n_chunks, CHUNK_NEURONS))
     counters = np.zeros(n_parts * SLOT, dtype=np.int32)
-    spike_words = np.zeros((n_parts, wiring.in_bits.shape[0]), dtype=np.uint64)
+    # each part's scratch for the dense count (_deliver)
+    n_words = wiring.in_bits.shape[0]
+    spike_words = np.zeros((n_parts, n_words), dtype=np.uint8)
+    word_rows = np.zeros((n_parts, 2, n_words), dtype=np.int64)
+    word_vals = np.zeros((n_parts, 2, n_words), dtype=np.uint8)
     n_recorded = np.zeros(1, dtype=np.int64)
     for t in prange(n_parts):
         c_lo = bounds[t] // CHUNK_NEURONS
@@ -764,7 +800,19 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
                 src_ext, e0, e1 = ext_prev, 0, ext_prev.size
             else:
                 src_ext, e0, e1 = ext_src, ext_ptr[b - 1], ext_ptr[b]
-            _deliver(t, prv, src_ext, e0, e1, neurons, chunks, wiring, spike_words[t])
+            _deliver(
+                t,
+                prv,
+                src_ext,
+                e0,
+                e1,
+                neurons,
+                chunks,
+                wiring,
+                spike_words[t],
+                word_rows[t],
+                word_vals[t],
+            )
             for c in range(c_lo, c_hi):
                 lo = c * CHUNK_NEURONS
                 m = min(CHUNK_NEURONS, N - lo)

@@ -367,8 +367,8 @@ def simulate(
 
 def _dense_layout(graph: Graph, dense: str) -> tuple[np.ndarray | None, float]:
     """The in-edge bits and the dense count's cost for :func:`simulate`'s
-    ``dense`` choice: no bits where a full word of 64 spiking sources would
-    still be cheaper to scatter (stored out-degree below N·DENSE_COST/64), or
+    ``dense`` choice: no bits where a full word of 8 spiking sources would
+    still be cheaper to scatter (stored out-degree below N·DENSE_COST/8), or
     where they would take more than :data:`DENSE_MAX_BYTES`."""
     if dense not in ("auto", "never", "always"):
         raise ValueError(f"dense: {dense!r} is not one of auto, never, always")
@@ -377,7 +377,7 @@ def _dense_layout(graph: Graph, dense: str) -> tuple[np.ndarray | None, float]:
         return in_edge_bits(graph), 0.0
     mean_degree = graph.indices.size / max(graph.n_sources, 1)
     pays = WORD_BITS * mean_degree > DENSE_COST * graph.n_targets
-    if dense == "never" or not pays or 8 * n_words * graph.n_targets > DENSE_MAX_BYTES:
+    if dense == "never" or not pays or n_words * graph.n_targets > DENSE_MAX_BYTES:
         return None, DENSE_COST
     return in_edge_bits(graph), DENSE_COST
 

@@ -239,35 +239,37 @@ def complement(graph: Graph) -> Graph:
     )
 
 
-#: bits per word of :func:`in_edge_bits`
-WORD_BITS = 64
+#: bits per word of :func:`in_edge_bits` (uint8 words)
+WORD_BITS = 8
 
 
 @numba.njit(parallel=True, cache=True)
 def _fill_bits(indptr, indices, bits):
-    """Set bit b of ``bits[w, j]`` for every stored edge 64·w + b → j; one
+    """Set bit b of ``bits[w, j]`` for every stored edge 8·w + b → j; one
     word row per pass of the parallel loop, so no two passes write a word."""
     n_src = indptr.size - 1
     for w in prange(bits.shape[0]):
         for s in range(w * WORD_BITS, min((w + 1) * WORD_BITS, n_src)):
-            bit = np.uint64(1) << np.uint64(s - w * WORD_BITS)
+            bit = np.uint8(1 << (s - w * WORD_BITS))
             for k in range(indptr[s], indptr[s + 1]):
                 bits[w, indices[k]] |= bit
 
 
 def in_edge_bits(graph: Graph) -> np.ndarray:
-    """The stored edges of ``graph`` as bits, word-major.
+    """The stored edges of ``graph`` as bits, word-major, 8 sources a word.
 
-    Returns ``bits`` (uint64, ``(ceil(n_sources / 64), n_targets)``): bit b
-    of ``bits[w, j]`` is set if the graph stores the edge 64·w + b → j (a
+    Returns ``bits`` (uint8, ``(ceil(n_sources / 8), n_targets)``): bit b of
+    ``bits[w, j]`` is set if the graph stores the edge 8·w + b → j (a
     missing edge when it is ``complemented``). Row w is the in-edges from
-    sources 64·w .. 64·w + 63 of every target, contiguous in the target, so
+    sources 8·w .. 8·w + 7 of every target, contiguous in the target, so
     that the targets' arrivals from one word of spiking sources are a
-    vectorisable pass over a row (:func:`nmmval.sim.kernel.dense_arrivals`).
-    N = 10 000 takes 12.5 MB.
+    vectorisable pass over a row (:func:`nmmval.sim.kernel.dense_arrivals`);
+    words of 8 keep the rows a step reads few when its spikes are few
+    (words of 64 read 8 times as many bytes for a lone spike). N = 10 000
+    takes 12.5 MB.
     """
     n_words = (graph.n_sources + WORD_BITS - 1) // WORD_BITS
-    bits = np.zeros((n_words, graph.n_targets), dtype=np.uint64)
+    bits = np.zeros((n_words, graph.n_targets), dtype=np.uint8)
     _fill_bits(graph.indptr, graph.indices, bits)
     return bits
 
