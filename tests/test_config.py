@@ -78,6 +78,19 @@ def test_initial_state_defaults_are_model_md(quick_params):
     assert (sim.g_init_I_mean_nS, sim.g_init_I_sd_nS) == (0.0, 0.0)
 
 
+def test_coba_config_has_no_drive_no_noise_and_the_published_initial_state():
+    params = config.load(ROOT / "config" / "coba.yaml")
+    net, neu, sim = params.network, params.neuron, params.simulation
+    assert net.N == 4000 and params.grid_p == (0.02,) and params.grid_lam == (0.8,)
+    assert net.M == 0 and net.p_ext == 0.0 and neu.noise_Q_V2ms == 0.0
+    # 6 nS and 67 nS per spike
+    assert net.g_hat_E_nSms / net.tau_E_ms == 6.0
+    assert net.g_hat_I_nSms / net.tau_I_ms == 67.0
+    assert (sim.v_init_mean_mV, sim.v_init_sd_mV) == (-65.0, 5.0)
+    assert (sim.g_init_E_mean_nS, sim.g_init_E_sd_nS) == (40.0, 15.0)
+    assert (sim.g_init_I_mean_nS, sim.g_init_I_sd_nS) == (200.0, 120.0)
+
+
 def test_params_are_frozen_and_typed(quick_params):
     assert quick_params.neuron.tau_m_ms == 20.0
     assert quick_params.neuron.noise_Q_mV2ms == pytest.approx(
