@@ -1,23 +1,28 @@
-"""Benchmark nmmval's network simulator against Brian2, and its scaling in N.
+"""Benchmark nmmval's network simulator against Brian2 and NEST 3, and its scaling in N.
 
 Usage (from the repository root)::
 
-    python benchmarks/bench.py compare            # nmmval vs Brian2, N = 10 000, T = 1 s
+    python benchmarks/bench.py compare            # nmmval, Brian2, NEST at 1 and 2 threads each
+    python benchmarks/bench.py coba               # the COBA benchmark on all three, 1 and 2 threads
     python benchmarks/bench.py scaling            # nmmval alone, N = 1e3, 1e4, 1e5
     python benchmarks/bench.py compare --quick    # smoke run: N = 2000, T = 0.2 s
+    python benchmarks/bench.py coba --quick       # smoke run: T = 0.2 s
     python benchmarks/bench.py scaling --quick
     python benchmarks/bench.py revisions REV1 REV2 ...  # nmmval at earlier commits, side by side
     python benchmarks/bench.py busy --before REV  # default vs 1 thread, idle and beside 2 busy
     python benchmarks/bench.py recordings --before REV  # the loop's cost of the recordings
 
-``compare`` creates ``benchmarks/.venv-brian2`` (Brian2 + pyyaml, Brian2 pins
-numpy) on first use. Every simulation runs as its own process
-(``benchmarks/nmmval_net.py`` and ``benchmarks/brian2_net.py``), so that the
-whole-process wall time (Python start, imports, JIT-cache load or code
-generation and compilation, graph build, simulation) and the peak RSS are
-measured the same way for both. The table is printed as Markdown and also
-written to ``benchmarks/out/<mode>.md`` (with the raw numbers in ``.json``).
-See benchmarks/README.md for what each column means.
+``compare`` and ``coba`` create ``benchmarks/.venv-brian2`` (Brian2 + pyyaml,
+Brian2 pins numpy) and ``benchmarks/.venv-nest`` (NEST 3 from PyPI + pyyaml)
+on first use. Every simulation runs as its own process
+(``benchmarks/nmmval_net.py``, ``benchmarks/brian2_net.py``,
+``benchmarks/nest_net.py``), so that the whole-process wall time (Python
+start, imports, JIT-cache load or code generation and compilation, graph
+build, simulation) and the peak RSS are measured the same way for all;
+Brian2's process compiles once and runs every cell of one thread count. The
+table is printed as Markdown and also written to ``benchmarks/out/<mode>.md``
+(with the raw numbers in ``.json``). See benchmarks/README.md for what each
+column means.
 """
 
 from __future__ import annotations
@@ -33,16 +38,32 @@ import sys
 import time
 from pathlib import Path
 
+from procstat import parse_cells
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "out"
-VENV = HERE / ".venv-brian2"
-VENV_PY = VENV / "bin" / "python"
+BRIAN2_VENV = HERE / ".venv-brian2"
+BRIAN2_PY = BRIAN2_VENV / "bin" / "python"
 #: Brian2 2.9.0 calls ``np.ndarray.ptp``, which numpy 2.4 removed
 BRIAN2_REQUIREMENTS = ["brian2==2.9.0", "numpy<2.4", "pyyaml"]
+NEST_VENV = HERE / ".venv-nest"
+NEST_PY = NEST_VENV / "bin" / "python"
+NEST_REQUIREMENTS = ["nest-simulator==3.10.0", "pyyaml"]
+#: the order of the rows of a cell: the peers, then nmmval with its ratios
+ROW_ORDER = ("brian2", "nest", "nmmval")
+SIDE_NAMES = {"nmmval": "nmmval", "brian2": "Brian2", "nest": "NEST"}
 
-COMPARE_P = [0.01, 0.1, 0.5, 1.0]
-QUICK_P = [0.01, 0.5]
+#: the compare mode's cells (p, λ) of the paper network: λ = 0.8 across p, and fast synchrony
+COMPARE_CELLS = [(0.01, 0.8), (0.1, 0.8), (0.5, 0.8), (1.0, 0.8), (0.5, 0.9)]
+QUICK_CELLS = [(0.01, 0.8), (0.5, 0.8), (0.5, 0.9)]
+#: goals of issue 19: per-cell cost against the faster peer, COBA whole process, loop/floor
+GOAL_PEER_RATIO = 8.0
+GOAL_COBA_RATIO = 2.0
+GOAL_LOOP_OVER_FLOOR_19 = 1.5
+#: published single-core COBA figures, for context (another machine: i7-4770K; Ahmad et
+#: al., Spike benchmark data): seconds per 100 s of COBA
+COBA_PUBLISHED = "Auryn 12.8 s, Brian2 24.3 s"
 SCALING_N = [1_000, 10_000, 100_000]
 QUICK_SCALING_N = [500, 1_000, 2_000]
 #: goals of issue 6
@@ -66,22 +87,32 @@ def log(msg: str) -> None:
 # ---------------------------------------------------------------- environment
 
 
-def ensure_brian2_venv() -> str:
-    """Create benchmarks/.venv-brian2 with Brian2 if it is missing; return Brian2's version."""
-    check = [str(VENV_PY), "-c", "import brian2, yaml; print(brian2.__version__)"]
-    if VENV_PY.exists():
-        r = subprocess.run(check, capture_output=True, text=True)
+def ensure_venv(venv: Path, requirements: list[str], module: str) -> str:
+    """Create ``venv`` with ``requirements`` if it cannot import ``module``; return its version."""
+    py = venv / "bin" / "python"
+    check = [str(py), "-c", f"import {module}, yaml; print({module}.__version__)"]
+    env = dict(os.environ, PYNEST_QUIET="1")
+    if py.exists():
+        r = subprocess.run(check, capture_output=True, text=True, env=env)
         if r.returncode == 0:
             return r.stdout.strip().splitlines()[-1]
-        log(f"{VENV} exists but cannot import brian2; reinstalling")
+        log(f"{venv} exists but cannot import {module}; reinstalling")
     else:
-        log(f"creating {VENV} (python3 -m venv) and installing {' '.join(BRIAN2_REQUIREMENTS)}")
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run(
-        [str(VENV_PY), "-m", "pip", "install", "--quiet", *BRIAN2_REQUIREMENTS], check=True
-    )
-    r = subprocess.run(check, capture_output=True, text=True, check=True)
+        log(f"creating {venv} (python3 -m venv) and installing {' '.join(requirements)}")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "--quiet", *requirements], check=True)
+    r = subprocess.run(check, capture_output=True, text=True, check=True, env=env)
     return r.stdout.strip().splitlines()[-1]
+
+
+def ensure_peers(sides: list[str]) -> dict:
+    """The peers' environments (created on first use); their versions for the header."""
+    versions = {}
+    if "brian2" in sides:
+        versions["brian2"] = ensure_venv(BRIAN2_VENV, BRIAN2_REQUIREMENTS, "brian2")
+    if "nest" in sides:
+        versions["nest"] = ensure_venv(NEST_VENV, NEST_REQUIREMENTS, "nest")
+    return versions
 
 
 def machine() -> dict:
@@ -123,8 +154,10 @@ def machine() -> dict:
 # ---------------------------------------------------------------- children
 
 
-def run_child(cmd: list[str], label: str, env_extra: dict | None = None) -> dict:
-    """Run one benchmark process; return its BENCH_RESULT plus its wall time."""
+def run_process(
+    cmd: list[str], label: str, env_extra: dict | None = None
+) -> tuple[list[dict], float]:
+    """Run one benchmark process; return its BENCH_RESULT lines and its wall time (s)."""
     log(f"{label}: {' '.join(cmd[1:])}")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if "nmmval_net.py" in cmd[1]:
@@ -140,10 +173,11 @@ def run_child(cmd: list[str], label: str, env_extra: dict | None = None) -> dict
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
     if not lines:
         raise RuntimeError(f"{label}: no BENCH_RESULT line; see {OUT / (label + '.log')}")
-    res = json.loads(lines[-1].split(" ", 1)[1])
-    res["process_wall_s"] = wall
-    # the noise floor is measured in the same process after the simulation: not part of it
-    res["whole_s"] = wall - res.get("floor_section_s", 0.0)
+    return [json.loads(ln.split(" ", 1)[1]) for ln in lines], wall
+
+
+def derive(res: dict, label: str) -> dict:
+    """Add the throughputs and the loop/floor ratio to one result; log it."""
     res["neuron_steps_per_s"] = res["N"] * res["n_steps"] / res["loop_s"]
     res["delivered_per_s"] = (res["delivered_internal"] + res["delivered_external"]) / res["T_s"]
     if "floor_s" in res:
@@ -155,6 +189,39 @@ def run_child(cmd: list[str], label: str, env_extra: dict | None = None) -> dict
     return res
 
 
+def run_child(cmd: list[str], label: str, env_extra: dict | None = None) -> dict:
+    """Run a one-cell process (nmmval or NEST); return its result plus its wall time.
+
+    ``whole_s`` leaves out what the process does after the simulation for the
+    benchmark alone: nmmval's noise floor, NEST's reading back of its counts.
+    A sweep runs one such process per cell: ``per_cell_s`` is ``whole_s``."""
+    results, wall = run_process(cmd, label, env_extra)
+    res = results[-1]
+    res["process_wall_s"] = wall
+    res["whole_s"] = wall - res.get("floor_section_s", 0.0) - res.get("accounting_s", 0.0)
+    res["per_cell_s"] = res["whole_s"]
+    return derive(res, label)
+
+
+def run_brian2_build(cmd: list[str], label: str) -> list[dict]:
+    """Run Brian2's process (one build, one run per cell); return the cells' results.
+
+    ``shared_s`` is the process's time outside the cells' runs and the reading
+    back of results: interpreter start, import, code generation, compilation,
+    exit. Per cell: ``per_cell_s = shared_s / cells + cell_s``, what a sweep
+    that reruns the build pays per cell; ``whole_s = shared_s + cell_s``, a
+    process that builds and runs that cell alone."""
+    results, wall = run_process(cmd, label)
+    shared = wall - sum(r["cell_s"] + r["accounting_s"] for r in results)
+    for res in results:
+        res["process_wall_s"] = wall
+        res["shared_s"] = shared
+        res["whole_s"] = shared + res["cell_s"]
+        res["per_cell_s"] = shared / len(results) + res["cell_s"]
+        derive(res, f"{label} p={res['p']:g} lam={res['lam']:g}")
+    return results
+
+
 def best_of(cmd: list[str], label: str, repeat: int, env_extra: dict | None = None) -> dict:
     """Run ``repeat`` times; keep the run with the shortest whole-process time."""
     runs = [
@@ -163,6 +230,18 @@ def best_of(cmd: list[str], label: str, repeat: int, env_extra: dict | None = No
     best = min(runs, key=lambda d: d["whole_s"])
     best["repeats_whole_s"] = [d["whole_s"] for d in runs]
     best["repeats_loop_s"] = [d["loop_s"] for d in runs]
+    return best
+
+
+def best_of_brian2(cmd: list[str], label: str, repeat: int) -> list[dict]:
+    """Brian2's build ``repeat`` times; per cell, the run with the shortest per-cell cost."""
+    runs = [run_brian2_build(cmd, label + (f"_r{i}" if repeat > 1 else "")) for i in range(repeat)]
+    best = []
+    for k in range(len(runs[0])):
+        cell = min((r[k] for r in runs), key=lambda d: d["per_cell_s"])
+        cell["repeats_per_cell_s"] = [r[k]["per_cell_s"] for r in runs]
+        cell["repeats_loop_s"] = [r[k]["loop_s"] for r in runs]
+        best.append(cell)
     return best
 
 
@@ -195,15 +274,58 @@ def snapshot_config(path: Path, mode: str) -> dict:
     }
 
 
-def nmmval_cmd(p: float, N: int, T_ms: float, threads: int, floor: bool = True) -> list[str]:
-    cmd = [sys.executable, str(HERE / "nmmval_net.py"), "--p", repr(p), "--N", str(N)]
-    cmd += ["--T-ms", repr(T_ms), "--threads", str(threads), "--config", str(CONFIG_SNAPSHOT)]
+def nmmval_cmd(
+    p: float, N: int, T_ms: float, threads: int, floor: bool = True, lam: float = 0.8
+) -> list[str]:
+    cmd = [sys.executable, str(HERE / "nmmval_net.py"), "--p", repr(p), "--lam", repr(lam)]
+    cmd += ["--N", str(N), "--T-ms", repr(T_ms), "--threads", str(threads)]
+    cmd += ["--config", str(CONFIG_SNAPSHOT)]
     return cmd + ([] if floor else ["--no-floor"])
 
 
-def brian2_cmd(p: float, N: int, T_ms: float) -> list[str]:
-    cmd = [str(VENV_PY), str(HERE / "brian2_net.py"), "--p", repr(p), "--N", str(N)]
-    return cmd + ["--T-ms", repr(T_ms), "--config", str(CONFIG_SNAPSHOT)]
+def brian2_cmd(
+    cells: list[tuple[float, float]], N: int, T_ms: float, threads: int, build_dir: Path
+) -> list[str]:
+    cmd = [str(BRIAN2_PY), str(HERE / "brian2_net.py"), "--cells"]
+    cmd += [f"{p!r}:{lam!r}" for p, lam in cells]
+    cmd += ["--N", str(N), "--T-ms", repr(T_ms), "--threads", str(threads)]
+    return cmd + ["--build-dir", str(build_dir), "--config", str(CONFIG_SNAPSHOT)]
+
+
+def nest_cmd(p: float, lam: float, N: int, T_ms: float, threads: int) -> list[str]:
+    cmd = [str(NEST_PY), str(HERE / "nest_net.py"), "--p", repr(p), "--lam", repr(lam)]
+    cmd += ["--N", str(N), "--T-ms", repr(T_ms), "--threads", str(threads)]
+    return cmd + ["--config", str(CONFIG_SNAPSHOT)]
+
+
+def run_sides(
+    sides: list[str],
+    cells: list[tuple[float, float]],
+    N: int,
+    T_ms: float,
+    threads: int,
+    repeat: int,
+    tag: str,
+) -> list[dict]:
+    """Every side on every cell at ``threads`` threads: rows {cell, threads, side: result}.
+
+    nmmval and NEST run one process per cell (as a sweep runs them); Brian2
+    one process for all the cells, compiled once."""
+    rows = [{"p": p, "lam": lam, "threads": threads} for p, lam in cells]
+    for row in rows:
+        name = f"{tag}_N{N}_p{row['p']:g}_lam{row['lam']:g}_thr{threads}"
+        if "nmmval" in sides:
+            cmd = nmmval_cmd(row["p"], N, T_ms, threads, lam=row["lam"])
+            row["nmmval"] = best_of(cmd, f"nmmval_{name}", repeat)
+        if "nest" in sides:
+            cmd = nest_cmd(row["p"], row["lam"], N, T_ms, threads)
+            row["nest"] = best_of(cmd, f"nest_{name}", repeat)
+    if "brian2" in sides:
+        build = OUT / f"brian2_{tag}_N{N}_thr{threads}"
+        cmd = brian2_cmd(cells, N, T_ms, threads, build)
+        for row, res in zip(rows, best_of_brian2(cmd, build.name, repeat), strict=True):
+            row["brian2"] = res
+    return rows
 
 
 # ---------------------------------------------------------------- formatting
@@ -233,6 +355,11 @@ def header(info: dict, extra: str) -> str:
         f"Python {info['python']}\n"
         f"- parameters: {info['config']} ({info['params']})\n"
         + (
+            f"- peers: {', '.join(f'{SIDE_NAMES[k]} {v}' for k, v in info['peers'].items())}\n"
+            if info.get("peers")
+            else ""
+        )
+        + (
             f"- nmmval environment: {' '.join(f'{k}={v}' for k, v in NMMVAL_ENV.items())}\n"
             if NMMVAL_ENV
             else ""
@@ -251,10 +378,30 @@ def md_head(cols: list[str]) -> list[str]:
     return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
 
+def faster_peer(row: dict, key: str) -> tuple[str, dict] | None:
+    """(name, result) of the peer (Brian2 or NEST) with the smaller ``key`` in ``row``."""
+    peers = [(SIDE_NAMES[s], row[s]) for s in ("brian2", "nest") if row.get(s)]
+    return min(peers, key=lambda x: x[1][key]) if peers else None
+
+
+def peer_ratio(row: dict, key: str) -> str:
+    """nmmval's speed-up on ``key`` against the faster peer, e.g. ``12.3× (NEST)``."""
+    peer = faster_peer(row, key)
+    if peer is None or not row.get("nmmval"):
+        return ""
+    return f"{peer[1][key] / row['nmmval'][key]:.1f}× ({peer[0]})"
+
+
+def cell_label(row: dict) -> str:
+    return f"p = {row['p']:g}, λ = {row['lam']:g}"
+
+
 def compare_table(rows: list[dict]) -> str:
     cols = [
-        "p",
+        "cell",
+        "threads",
         "simulator",
+        "per cell s",
         "whole process s",
         "compile s",
         "build s",
@@ -266,21 +413,23 @@ def compare_table(rows: list[dict]) -> str:
         "rate I Hz",
         "noise floor s",
         "loop/floor",
-        "Brian2/nmmval whole",
-        "Brian2/nmmval loop",
+        "nmmval vs faster peer, per cell",
+        "nmmval vs faster peer, loop",
     ]
     out = md_head(cols)
     for r in rows:
-        b, n = r.get("brian2"), r.get("nmmval")
-        for side, d in (("Brian2", b), ("nmmval", n)):
+        for side in ROW_ORDER:
+            d = r.get(side)
             if d is None:
                 continue
             is_n = side == "nmmval"
             cells = [
-                f"{r['p']:g}",
-                side + (f" ({d['threads']} thr)" if is_n else " (1 thr)"),
+                cell_label(r),
+                str(r["threads"]),
+                SIDE_NAMES[side],
+                f_s(d["per_cell_s"]),
                 f_s(d["whole_s"]),
-                f_s(d["compile_s"]) if not is_n else "—",
+                f_s(d["compile_s"]) if side == "brian2" else "—",
                 f_s(d["build_s"]),
                 f_s(d["loop_s"]),
                 f_e(d["neuron_steps_per_s"]),
@@ -290,114 +439,238 @@ def compare_table(rows: list[dict]) -> str:
                 f"{d['rate_I_Hz']:.2f}",
                 f_s(d.get("floor_s")) if is_n else "",
                 f"{d['loop_over_floor']:.2f}" if is_n and "loop_over_floor" in d else "",
-                f"**{b['whole_s'] / d['whole_s']:.1f}×**" if is_n and b else "",
-                f"{b['loop_s'] / d['loop_s']:.1f}×" if is_n and b else "",
+                f"**{peer_ratio(r, 'per_cell_s')}**"
+                if is_n and peer_ratio(r, "per_cell_s")
+                else "",
+                peer_ratio(r, "loop_s") if is_n else "",
             ]
             out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
+def profile_parts(side: str, d: dict) -> list[float | None]:
+    """import, JIT cache / codegen, compile, build, loop (s) of one result; None: none."""
+    if side == "nmmval":
+        return [d["import_s"], d["jit_s"], None, d["build_s"], d["loop_s"]]
+    if side == "brian2":
+        return [d["import_s"], d["codegen_s"], d["compile_s"], d["build_s"], d["loop_s"]]
+    return [d["import_s"], None, None, d["build_s"], d["loop_s"]]
+
+
 def profile_table(rows: list[dict]) -> str:
-    cols = ["p", "simulator", "whole", "import", "JIT cache / codegen", "compile", "build", "loop"]
-    cols.append("rest")
+    cols = ["cell", "threads", "simulator", "whole", "import", "JIT cache / codegen", "compile"]
+    cols += ["build", "loop", "rest"]
     out = md_head(cols)
     for r in rows:
-        for side in ("brian2", "nmmval"):
+        for side in ROW_ORDER:
             d = r.get(side)
             if d is None:
                 continue
-            if side == "nmmval":
-                parts = [d["import_s"], d["jit_s"], 0.0, d["build_s"], d["loop_s"]]
-            else:
-                parts = [d["import_s"], d["codegen_s"], d["compile_s"], d["build_s"], d["loop_s"]]
-            rest = d["whole_s"] - sum(parts)
-            cells = [f"{r['p']:g}", side, f_s(d["whole_s"])] + [f_s(x) for x in parts]
-            if side == "nmmval":
-                cells[5] = "—"
+            parts = profile_parts(side, d)
+            rest = d["whole_s"] - sum(x for x in parts if x is not None)
+            cells = [cell_label(r), str(r["threads"]), SIDE_NAMES[side], f_s(d["whole_s"])]
+            cells += [f_s(x) if x is not None else "—" for x in parts]
             out.append("| " + " | ".join(cells + [f_s(rest)]) + " |")
     return "\n".join(out)
 
 
-def compare_goals(rows: list[dict]) -> str:
+def same_work_warnings(rows: list[dict]) -> list[str]:
+    """A line for each peer whose rates differ from nmmval's by more than 25 % + 0.5 Hz."""
     lines = []
-    both = [r for r in rows if r.get("brian2") and r.get("nmmval")]
-    if both:
-        ratios = [(r["p"], r["brian2"]["whole_s"] / r["nmmval"]["whole_s"]) for r in both]
-        worst = min(x for _, x in ratios)
-        ok = worst >= GOAL_WHOLE_RATIO
-        lines.append(
-            f"- whole process ≥ {GOAL_WHOLE_RATIO:g}× faster than Brian2 at every p: "
-            f"{'MET' if ok else 'NOT MET'} ("
-            + ", ".join(f"p={p:g}: {x:.1f}×" for p, x in ratios)
-            + ")"
-        )
     for r in rows:
         n = r.get("nmmval")
-        if n and r["p"] == 1.0:
-            ok = n["peak_rss_bytes"] <= GOAL_RSS_P1_BYTES
+        for side in ("brian2", "nest"):
+            d = r.get(side)
+            if not n or not d:
+                continue
+            for pop in ("E", "I"):
+                rp, rn = d[f"rate_{pop}_Hz"], n[f"rate_{pop}_Hz"]
+                if max(rp, rn) > 0 and abs(rp - rn) > 0.25 * max(rp, rn) + 0.5:
+                    lines.append(
+                        f"- warning: {cell_label(r)}, {r['threads']} thr: rate {pop} differs "
+                        f"({SIDE_NAMES[side]} {rp:.2f} Hz, nmmval {rn:.2f} Hz): not the same work"
+                    )
+    return lines
+
+
+def compare_goals(rows: list[dict]) -> str:
+    lines = []
+    for threads in sorted({r["threads"] for r in rows}):
+        at = [
+            r
+            for r in rows
+            if r["threads"] == threads and r.get("nmmval") and faster_peer(r, "per_cell_s")
+        ]
+        if at:
+            ratios = [
+                (r, faster_peer(r, "per_cell_s")[1]["per_cell_s"] / r["nmmval"]["per_cell_s"])
+                for r in at
+            ]
+            ok = min(x for _, x in ratios) >= GOAL_PEER_RATIO
             lines.append(
-                f"- peak RSS at p = 1 ≤ 1 GB: {'MET' if ok else 'NOT MET'} "
-                f"(nmmval {f_gb(n['peak_rss_bytes'])} GB"
-                + (f", Brian2 {f_gb(r['brian2']['peak_rss_bytes'])} GB" if r.get("brian2") else "")
+                f"- {threads} thread(s) each: per cell ≥ {GOAL_PEER_RATIO:g}× faster than the "
+                f"faster of Brian2 and NEST at every row: {'MET' if ok else 'NOT MET'} ("
+                + ", ".join(f"{cell_label(r)}: {x:.1f}×" for r, x in ratios)
                 + ")"
             )
-        if n and r["p"] == 0.01 and "loop_over_floor" in n:
-            ok = n["loop_over_floor"] <= GOAL_LOOP_OVER_FLOOR
+        for r in rows:
+            n = r.get("nmmval")
+            if r["threads"] == threads and n and (r["p"], r["lam"]) == (0.01, 0.8):
+                if "loop_over_floor" in n:
+                    ok = n["loop_over_floor"] <= GOAL_LOOP_OVER_FLOOR_19
+                    lines.append(
+                        f"- {threads} thread(s): loop at λ = 0.8, p = 0.01 within "
+                        f"{GOAL_LOOP_OVER_FLOOR_19:g}× of the noise floor: "
+                        f"{'MET' if ok else 'NOT MET'} (loop {n['loop_s']:.2f} s, floor "
+                        f"{n['floor_s']:.2f} s, ratio {n['loop_over_floor']:.2f})"
+                    )
+    return "\n".join(lines + same_work_warnings(rows))
+
+
+def coba_table(rows: list[dict]) -> str:
+    cols = [
+        "threads",
+        "simulator",
+        "whole process s",
+        "compile s",
+        "build s",
+        "loop s",
+        "loop s per 100 s",
+        "whole s for 100 s",
+        "neuron-steps/s",
+        "delivered spikes/s",
+        "peak RSS GB",
+        "rate E Hz",
+        "rate I Hz",
+        "noise floor s",
+        "nmmval vs faster peer, whole",
+        "nmmval vs faster peer, loop",
+    ]
+    out = md_head(cols)
+    for r in rows:
+        for side in ROW_ORDER:
+            d = r.get(side)
+            if d is None:
+                continue
+            is_n = side == "nmmval"
+            per_100 = 100.0 / d["T_s"]
+            cells = [
+                str(r["threads"]),
+                SIDE_NAMES[side],
+                f_s(d["whole_s"]),
+                f_s(d["compile_s"]) if side == "brian2" else "—",
+                f_s(d["build_s"]),
+                f_s(d["loop_s"]),
+                f_s(d["loop_s"] * per_100),
+                f_s(d["whole_s"] + d["loop_s"] * (per_100 - 1.0)),
+                f_e(d["neuron_steps_per_s"]),
+                f_e(d["delivered_per_s"]),
+                f_gb(d["peak_rss_bytes"]),
+                f"{d['rate_E_Hz']:.2f}",
+                f"{d['rate_I_Hz']:.2f}",
+                f_s(d.get("floor_s")) if is_n else "",
+                f"**{peer_ratio(r, 'whole_s')}**" if is_n and peer_ratio(r, "whole_s") else "",
+                peer_ratio(r, "loop_s") if is_n else "",
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def coba_goals(rows: list[dict]) -> str:
+    lines = []
+    for r in rows:
+        peer = faster_peer(r, "whole_s")
+        if peer and r.get("nmmval"):
+            x = peer[1]["whole_s"] / r["nmmval"]["whole_s"]
             lines.append(
-                f"- loop at p = 0.01 within {GOAL_LOOP_OVER_FLOOR:g}× of the noise floor: "
-                f"{'MET' if ok else 'NOT MET'} (loop {n['loop_s']:.2f} s, floor "
-                f"{n['floor_s']:.2f} s, ratio {n['loop_over_floor']:.2f})"
+                f"- {r['threads']} thread(s) each: COBA whole process ≥ {GOAL_COBA_RATIO:g}× "
+                f"faster than the faster of Brian2 and NEST: "
+                f"{'MET' if x >= GOAL_COBA_RATIO else 'NOT MET'} ({x:.1f}× against {peer[0]})"
             )
-    for r in both:
-        b, n = r["brian2"], r["nmmval"]
-        for pop in ("E", "I"):
-            rb, rn = b[f"rate_{pop}_Hz"], n[f"rate_{pop}_Hz"]
-            if max(rb, rn) > 0 and abs(rb - rn) > 0.25 * max(rb, rn) + 0.5:
-                lines.append(
-                    f"- warning: p={r['p']:g} rate {pop} differs (Brian2 {rb:.2f} Hz, "
-                    f"nmmval {rn:.2f} Hz): not the same work"
-                )
-    return "\n".join(lines)
+    return "\n".join(lines + same_work_warnings(rows))
 
 
 # ---------------------------------------------------------------- modes
 
 
 def cmd_compare(args) -> int:
-    N, T_ms, ps = (2000, 200.0, QUICK_P) if args.quick else (10_000, 1000.0, COMPARE_P)
-    if args.p:
-        ps = args.p
+    N, T_ms, cells = (2000, 200.0, QUICK_CELLS) if args.quick else (10_000, 1000.0, COMPARE_CELLS)
+    if args.cells:
+        cells = parse_cells(args.cells)
     info = machine() | snapshot_config(Path(args.config), "compare" + ("_quick" * args.quick))
     sides = args.sides.split(",")
-    if "brian2" in sides:
-        info["brian2"] = ensure_brian2_venv()
+    info["peers"] = ensure_peers(sides)
     rows = []
-    for p in ps:
-        row = {"p": p}
-        if "nmmval" in sides:
-            row["nmmval"] = best_of(
-                nmmval_cmd(p, N, T_ms, args.threads), f"nmmval_N{N}_p{p:g}", args.repeat
-            )
-        if "brian2" in sides:
-            row["brian2"] = best_of(brian2_cmd(p, N, T_ms), f"brian2_N{N}_p{p:g}", args.repeat)
-        rows.append(row)
+    for threads in args.threads:
+        rows += run_sides(sides, cells, N, T_ms, threads, args.repeat, "compare")
     info["load_avg_end"] = os.getloadavg()
     title = (
-        f"### nmmval vs Brian2 {info.get('brian2', '(not run)')} (cpp_standalone): "
-        f"N = {N}, λ = 0.8, "
-        f"T = {T_ms / 1000:g} s, dt = 0.1 ms" + (" — QUICK smoke run" if args.quick else "")
+        f"### nmmval vs Brian2 (cpp_standalone) and NEST (iaf_cond_exp) at equal threads: "
+        f"N = {N}, T = {T_ms / 1000:g} s, dt = 0.1 ms"
+        + (" — QUICK smoke run" if args.quick else "")
+    )
+    note = (
+        f"Brian2 compiles once per thread count and runs its {len(cells)} cells from that "
+        "build (run_args: p and the number of E cells); its 'per cell' is the shared part of "
+        "its process (start, import, code generation, compilation, exit) divided over the "
+        "cells plus the cell's own run, its 'whole process' the shared part plus the cell's "
+        "run (a process for that cell alone). nmmval and NEST run one process per cell: "
+        "'per cell' = 'whole process'. Ratios: the faster peer's time / nmmval's."
     )
     md = "\n\n".join(
         [
             header(info, title),
             compare_table(rows),
-            "Where the time goes (seconds):",
+            note,
+            "Where the time goes (seconds; Brian2: a process for the cell alone):",
             profile_table(rows),
-            "Goals (issue 6):",
+            "Goals (issue 19):",
             compare_goals(rows),
         ]
     )
     return emit("compare" + ("_quick" if args.quick else ""), md, {"info": info, "rows": rows})
+
+
+def cmd_coba(args) -> int:
+    import yaml
+
+    config = Path(args.config)
+    info = machine() | snapshot_config(config, "coba" + ("_quick" * args.quick))
+    cfg = yaml.safe_load(config.read_text())
+    N = int(cfg["network"]["N"])
+    cells = [(float(cfg["grid"]["p"][0]), float(cfg["grid"]["lam"][0]))]
+    T_ms = 200.0 if args.quick else args.T_ms
+    sides = args.sides.split(",")
+    info["peers"] = ensure_peers(sides)
+    rows = []
+    for threads in args.threads:
+        rows += run_sides(sides, cells, N, T_ms, threads, args.repeat, "coba")
+    info["load_avg_end"] = os.getloadavg()
+    title = (
+        f"### COBA (Brette et al. 2007, benchmark 1): nmmval, Brian2 and NEST at equal "
+        f"threads, N = {N}, p = {cells[0][0]:g}, λ = {cells[0][1]:g}, T = {T_ms / 1000:g} s, "
+        "dt = 0.1 ms" + (" — QUICK smoke run" if args.quick else "")
+    )
+    note = (
+        "No external drive, no membrane noise; the published initial state. Each side one "
+        "process (Brian2's compilation included in its whole process). 'loop s per 100 s' = "
+        "loop × 100 s / T; 'whole s for 100 s' = whole + loop × (100 s / T − 1), the "
+        "process for a 100 s run. For context only (another machine, i7-4770K, one core; "
+        f"Ahmad et al., Spike benchmark data), per 100 s of COBA: {COBA_PUBLISHED}. "
+        "Ratios: the faster peer's time / nmmval's."
+    )
+    md = "\n\n".join(
+        [
+            header(info, title),
+            coba_table(rows),
+            note,
+            "Where the time goes (seconds):",
+            profile_table(rows),
+            "Goals (issue 19):",
+            coba_goals(rows),
+        ]
+    )
+    return emit("coba" + ("_quick" if args.quick else ""), md, {"info": info, "rows": rows})
 
 
 def cmd_scaling(args) -> int:
@@ -767,54 +1040,93 @@ def emit(name: str, md: str, raw: dict) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="mode", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--quick", action="store_true", help="smoke run: small N, T = 0.2 s")
-    common.add_argument("--threads", type=int, default=2, help="nmmval threads (default 2)")
-    common.add_argument(
-        "--repeat", type=int, default=1, help="runs per row; the fastest whole process is kept"
+def add_common(
+    parser: argparse.ArgumentParser, repeat: int = 1, config: str = "paper.yaml"
+) -> None:
+    """The options of every mode. Each mode gets its own copies (not argparse
+    parents, whose actions the modes would share with their defaults)."""
+    parser.add_argument("--quick", action="store_true", help="smoke run: small N, T = 0.2 s")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=repeat,
+        help=f"runs per row; the fastest is kept (default {repeat})",
     )
-    common.add_argument(
-        "--config", default=str(ROOT / "config" / "paper.yaml"), help="parameters (both sides)"
+    parser.add_argument(
+        "--config",
+        default=str(ROOT / "config" / config),
+        help=f"parameters, for every side (default config/{config})",
     )
-    common.add_argument(
+    parser.add_argument(
         "--nmmval-env",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="environment variable for the nmmval processes (e.g. OMP_WAIT_POLICY=passive)",
     )
-    c = sub.add_parser("compare", parents=[common], help="nmmval vs Brian2 side by side")
-    c.add_argument("--p", type=float, nargs="+", help="connection probabilities to run")
+
+
+def add_peers(parser: argparse.ArgumentParser) -> None:
+    """The options of the modes that run nmmval beside its peers."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="thread counts, every side at each (default 1 2)",
+    )
+    parser.add_argument(
+        "--sides", default="nmmval,brian2,nest", help="comma-separated subset of nmmval,brian2,nest"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="mode", required=True)
+    c = sub.add_parser("compare", help="nmmval, Brian2 and NEST on the paper network")
+    add_common(c)
+    add_peers(c)
     c.add_argument(
-        "--sides", default="nmmval,brian2", help="comma-separated subset of nmmval,brian2"
+        "--cells",
+        nargs="+",
+        metavar="P:LAM",
+        help="cells to run (default: λ = 0.8 at p = 0.01, 0.1, 0.5, 1, and p = 0.5, λ = 0.9)",
     )
     c.set_defaults(func=cmd_compare)
-    s = sub.add_parser("scaling", parents=[common], help="nmmval alone, N = 1e3, 1e4, 1e5")
-    s.add_argument(
+    cb = sub.add_parser("coba", help="the COBA benchmark on nmmval, Brian2 and NEST")
+    add_common(cb, config="coba.yaml")
+    add_peers(cb)
+    cb.add_argument("--T-ms", type=float, default=10_000.0, help="simulated time (default 10 s)")
+    cb.set_defaults(func=cmd_coba)
+    modes = [
+        ("scaling", cmd_scaling, 1, "nmmval alone, N = 1e3, 1e4, 1e5"),
+        ("revisions", cmd_revisions, 1, "nmmval at several commits (git worktrees), side by side"),
+        ("busy", cmd_busy, 3, "default vs 1 thread, idle and beside 2 busy processes"),
+        ("recordings", cmd_recordings, 5, "the loop's cost of the recordings (A/B)"),
+    ]
+    parsers = {}
+    for name, func, repeat, text in modes:
+        parsers[name] = sub.add_parser(name, help=text)
+        add_common(parsers[name], repeat=repeat)
+        parsers[name].add_argument(
+            "--threads", type=int, default=2, help="nmmval threads (default 2)"
+        )
+        parsers[name].set_defaults(func=func)
+    parsers["scaling"].add_argument(
         "--T-large-ms", type=float, default=1000.0, help="T for N = 1e5 (default 1000 ms)"
     )
-    s.set_defaults(func=cmd_scaling)
-    r = sub.add_parser(
-        "revisions",
-        parents=[common],
-        help="nmmval at several commits (git worktrees), side by side",
+    parsers["revisions"].add_argument(
+        "revs", nargs="+", help="commits to compare, the reference first"
     )
-    r.add_argument("revs", nargs="+", help="commits to compare, the reference first")
-    r.add_argument("--p", type=float, nargs="+", help="connection probabilities to run")
-    r.set_defaults(func=cmd_revisions)
-    b = sub.add_parser(
-        "busy", parents=[common], help="default vs 1 thread, idle and beside 2 busy processes"
+    parsers["revisions"].add_argument(
+        "--p", type=float, nargs="+", help="connection probabilities to run"
     )
-    b.add_argument("--before", help="also run this commit's default (the cliff before)")
-    b.set_defaults(func=cmd_busy, repeat=3)
-    rc = sub.add_parser(
-        "recordings", parents=[common], help="the loop's cost of the recordings (A/B)"
+    parsers["busy"].add_argument(
+        "--before", help="also run this commit's default (the cliff before)"
     )
-    rc.add_argument("--before", required=True, help="a commit before the recordings")
-    rc.set_defaults(func=cmd_recordings, repeat=5)
+    parsers["recordings"].add_argument(
+        "--before", required=True, help="a commit before the recordings"
+    )
     args = ap.parse_args(argv)
     for item in args.nmmval_env:
         key, _, value = item.partition("=")

@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     n_steps = params.simulation.n_steps
     T_s = n_steps * params.simulation.dt_ms * 1e-3
     n_E = rec.n_E
+    # steps run per thread count (commits before the thread governor: all on one count)
+    steps_by_threads = getattr(rec, "steps_by_threads", {numba.get_num_threads(): n_steps})
     n_spk_E = int(np.count_nonzero(rec.spike_neuron < n_E))
     n_spk_I = int(rec.spike_neuron.size) - n_spk_E
     internal = float(N * (rec.phi_E.sum() + rec.phi_I.sum()))
@@ -97,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         "n_E": n_E,
         "T_s": T_s,
         "n_steps": n_steps,
-        "threads": numba.get_num_threads(),
-        # steps run per thread count (commits before the thread governor: all on one count)
-        "steps_by_threads": getattr(rec, "steps_by_threads", {numba.get_num_threads(): n_steps}),
+        # the threads asked for, or the most it ran on (simulate restores the caller's count)
+        "threads": args.threads or max(steps_by_threads),
+        "steps_by_threads": steps_by_threads,
         "n_edges": int(rec.n_edges),
         "n_ext_edges": int(rec.n_ext_edges),
         "import_s": IMPORT_S,

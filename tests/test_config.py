@@ -30,6 +30,12 @@ def raw_quick() -> dict:
         ("masses.pdm_v_min_mV=-60", "masses.pdm_v_min_mV: -60 must be below neuron.v_reset_mV"),
         ("masses.pdm_n_bins=1", "masses.pdm_n_bins: 1 is not in [2, 100000]"),
         ("run=a/b", "run: 'a/b' does not match"),
+        (
+            "simulation.v_init_sd_mV=5",
+            "simulation.v_init_sd_mV: 5 needs simulation.v_init_mean_mV",
+        ),
+        ("simulation.g_init_I_sd_nS=-1", "simulation.g_init_I_sd_nS: -1 is not in [0, 100000]"),
+        ("simulation.g_init_E_mean_nS=-1", "simulation.g_init_E_mean_nS: -1 is not in [0, 100000]"),
     ],
 )
 def test_bad_values_name_key_and_range(override, message):
@@ -62,6 +68,27 @@ def test_defaults_filled_from_schema():
         "fit_tau_s_max_ms": 50.0,
         "fit_gain_max": 10.0,
     }
+
+
+def test_initial_state_defaults_are_model_md(quick_params):
+    """Without the initial-state keys: v uniform on [v_reset, v_th), no conductance."""
+    sim = quick_params.simulation
+    assert sim.v_init_mean_mV is None and sim.v_init_sd_mV == 0.0
+    assert (sim.g_init_E_mean_nS, sim.g_init_E_sd_nS) == (0.0, 0.0)
+    assert (sim.g_init_I_mean_nS, sim.g_init_I_sd_nS) == (0.0, 0.0)
+
+
+def test_coba_config_has_no_drive_no_noise_and_the_published_initial_state():
+    params = config.load(ROOT / "config" / "coba.yaml")
+    net, neu, sim = params.network, params.neuron, params.simulation
+    assert net.N == 4000 and params.grid_p == (0.02,) and params.grid_lam == (0.8,)
+    assert net.M == 0 and net.p_ext == 0.0 and neu.noise_Q_V2ms == 0.0
+    # 6 nS and 67 nS per spike
+    assert net.g_hat_E_nSms / net.tau_E_ms == 6.0
+    assert net.g_hat_I_nSms / net.tau_I_ms == 67.0
+    assert (sim.v_init_mean_mV, sim.v_init_sd_mV) == (-65.0, 5.0)
+    assert (sim.g_init_E_mean_nS, sim.g_init_E_sd_nS) == (40.0, 15.0)
+    assert (sim.g_init_I_mean_nS, sim.g_init_I_sd_nS) == (200.0, 120.0)
 
 
 def test_params_are_frozen_and_typed(quick_params):

@@ -104,6 +104,11 @@ def _check_relations(cfg: dict) -> None:
         raise ConfigError(
             f"simulation.T0_ms: {sim['T0_ms']!r} must be below simulation.T_ms = {sim['T_ms']!r}"
         )
+    if sim["v_init_mean_mV"] is None and sim["v_init_sd_mV"] > 0:
+        raise ConfigError(
+            f"simulation.v_init_sd_mV: {sim['v_init_sd_mV']!r} needs simulation.v_init_mean_mV "
+            "(null: uniform initial potentials, no spread to set)"
+        )
     if (sim["T_ms"] - sim["T0_ms"]) / sim["dt_ms"] < 16:
         raise ConfigError(
             f"simulation.dt_ms: {sim['dt_ms']!r} leaves fewer than 16 steps in [T0_ms, T_ms)"
@@ -254,13 +259,22 @@ class NeuronParams:
 
 @dataclass(frozen=True)
 class SimulationParams:
-    """Time grid: step, duration, discarded transient."""
+    """Time grid (step, duration, discarded transient), what is recorded, and the
+    initial state: membrane potentials (mV) uniform on [v_reset, v_th) or, with
+    ``v_init_mean_mV``, normal; conductances g_E, g_I (nS) normal across cells
+    (0 by default)."""
 
     dt_ms: float
     T_ms: float
     T0_ms: float
     store_spikes: bool
     record_closures: bool
+    v_init_mean_mV: float | None
+    v_init_sd_mV: float
+    g_init_E_mean_nS: float
+    g_init_E_sd_nS: float
+    g_init_I_mean_nS: float
+    g_init_I_sd_nS: float
 
     @property
     def n_steps(self) -> int:

@@ -42,6 +42,7 @@ from nmmval.sim.kernel import (
     DENSE_COST,
     Consts,
     Drive,
+    Neurons,
     chunk_count,
     new_chunks,
     new_neurons,
@@ -68,6 +69,7 @@ __all__ = [
     "Recording",
     "build_graphs",
     "chunk_count",
+    "initial_state",
     "simulate",
 ]
 
@@ -152,6 +154,28 @@ def build_graphs(params: Params, p: float, lam: float, seed: int):
     return internal, external, n_E, streams
 
 
+def initial_state(params: Params, seq: np.random.SeedSequence) -> Neurons:
+    """The neurons before the first step (:func:`nmmval.sim.kernel.new_neurons`).
+
+    Membrane potentials (mV) uniform on [v_reset, v_th) (MODEL.md §2) or,
+    with ``simulation.v_init_mean_mV``, normal with ``v_init_sd_mV``; then
+    g_E and g_I (nS) normal with ``simulation.g_init_{E,I}_{mean,sd}_nS``
+    (0 by default; negative draws kept), g_ext 0; nobody refractory. All
+    from one PCG64 stream of ``seq``, v first: v does not depend on the
+    conductance keys.
+    """
+    sim, neu, N = params.simulation, params.neuron, params.network.N
+    rng = np.random.Generator(np.random.PCG64(seq))
+    if sim.v_init_mean_mV is None:
+        v = rng.uniform(neu.v_reset_mV, neu.v_th_mV, size=N)
+    else:
+        v = sim.v_init_mean_mV + sim.v_init_sd_mV * rng.standard_normal(N)
+    neurons = new_neurons(v)
+    neurons.g_nS[0] = sim.g_init_E_mean_nS + sim.g_init_E_sd_nS * rng.standard_normal(N)
+    neurons.g_nS[1] = sim.g_init_I_mean_nS + sim.g_init_I_sd_nS * rng.standard_normal(N)
+    return neurons
+
+
 def _consts(params: Params) -> Consts:
     """The kernel's :class:`nmmval.sim.kernel.Consts` of ``params`` (MODEL.md §2)."""
     net, neu, sim = params.network, params.neuron, params.simulation
@@ -234,7 +258,7 @@ def simulate(
     )
     if n_max < 1:
         raise ValueError(f"threads: {threads!r} must be >= 1")
-    net, neu, sim = params.network, params.neuron, params.simulation
+    net, sim = params.network, params.simulation
     internal, external, n_E, streams = build_graphs(params, p, lam, seed)
     want_compl = internal.complemented if delivery == "auto" else delivery == "complement"
     if delivery not in ("auto", "direct", "complement"):
@@ -260,8 +284,7 @@ def simulate(
 
     rng_drive = streams["drive"]
     init_seq, kernel_seq = streams["noise"].spawn(2)
-    v = np.random.Generator(np.random.PCG64(init_seq)).uniform(neu.v_reset_mV, neu.v_th_mV, size=N)
-    neurons = new_neurons(v)
+    neurons = initial_state(params, init_seq)
     chunks = new_chunks(seed_states(kernel_seq, chunk_count(N)))
     # the last step's external events: a block's last step is delivered in
     # the next block
