@@ -401,3 +401,29 @@ def test_dense_count_vectorises():
     ir = count.inspect_llvm(count.signatures[0])
     assert len(re.findall(r"^vector\.body\d*:", ir, flags=re.M)) >= 2
     assert re.search(r"@llvm\.ctpop\.v\d+i8", ir)
+
+
+def test_without_noise_no_normal_is_drawn():
+    """Q = 0: the kernel draws no normal (the streams stay where they were
+    seeded), and v follows the same update as with a zero draw."""
+    params = small_params()
+    consts = lif._consts(params)._replace(noise_sigma_mV=0.0)
+    n = 40
+    neurons = kernel.new_neurons(np.full(n, -55.0))
+    seeded = seed_states(np.random.SeedSequence(0), lif.chunk_count(n))
+    chunks = kernel.new_chunks(seeded.copy())
+    no_edges = np.zeros(0, dtype=np.int32)
+    unconnected = Graph(np.zeros(n + 1, dtype=np.int64), no_edges, n, False, False)
+    no_trains = Graph(np.zeros(1, dtype=np.int64), no_edges, n, False, True)
+    none = np.zeros(0, dtype=np.int64)
+    drive = kernel.Drive(none, np.zeros(11, dtype=np.int64), none, ZIGGURAT)
+    n_parts = numba.get_num_threads()
+    wiring = kernel.wire(unconnected, no_trains, n, n_parts)
+    kernel.run_block(
+        0, 10, neurons, chunks, drive, wiring, consts, kernel.new_output(10, n, n_parts)
+    )
+    np.testing.assert_array_equal(chunks.rng_state, seeded)
+    want = -55.0
+    for _ in range(10):
+        want = want + consts.dt_over_tau_m * (-(want - consts.v_rest_mV))
+    np.testing.assert_array_equal(neurons.v_mV, np.full(n, want))

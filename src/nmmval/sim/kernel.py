@@ -738,7 +738,8 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
     Then chunk c of the part (a) sums v for V and its split halves
     (:func:`_chunk_sum`), with ``out.closures`` columns the closure sums
     (:func:`closure_sums`), and draws the noise of its non-refractory
-    neurons, in neuron order, from stream ``chunks.rng_state[c]``; (b)
+    neurons, in neuron order, from stream ``chunks.rng_state[c]`` (none
+    without noise, Q = 0); (b)
     updates every neuron without branches (:func:`update_chunk`, SIMD;
     refractory cells keep v); (c) lists its spikes. After the barrier, the
     last part (at N = 10 000 on 2 threads the smaller one) records the step,
@@ -764,6 +765,8 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
     spike_neuron, spike_step = out.spike_neuron, out.spike_step
     counts_out, V_half_out, closures_out = out.counts, out.V_half_mV, out.closures
     record_closures = closures_out.shape[1] > 0
+    # without membrane noise (Q = 0) no normal is drawn: xbuf stays 0
+    noisy = consts.noise_sigma_mV != 0.0
     N = v.size
     n_E = wiring.n_E
     n_parts = bounds.size - 1
@@ -827,14 +830,25 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
                     acc = closure_sum[par, c]
                     acc[:] = 0.0
                     closure_sums(lo, m, S_E_prev, S_I_prev, compl, n_E, neurons, consts, acc)
-                s0, s1, s2, s3 = rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3]
-                for jj in range(m):
-                    u = np.uint64(lo + jj)
-                    if ref[u] <= 0:
-                        xb[np.uint64(jj)], s0, s1, s2, s3 = standard_normal(
-                            s0, s1, s2, s3, kn, wn, fn
-                        )
-                rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3] = s0, s1, s2, s3
+                if noisy:
+                    s0, s1, s2, s3 = (
+                        rng_state[c, 0],
+                        rng_state[c, 1],
+                        rng_state[c, 2],
+                        rng_state[c, 3],
+                    )
+                    for jj in range(m):
+                        u = np.uint64(lo + jj)
+                        if ref[u] <= 0:
+                            xb[np.uint64(jj)], s0, s1, s2, s3 = standard_normal(
+                                s0, s1, s2, s3, kn, wn, fn
+                            )
+                    rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3] = (
+                        s0,
+                        s1,
+                        s2,
+                        s3,
+                    )
                 # (b) integrate, decay, threshold, reset: branch-free
                 n_fire = update_chunk(lo, m, xb, S_E_prev, S_I_prev, compl, n_E, neurons, consts)
                 # (c) this chunk's spikes, in neuron order
