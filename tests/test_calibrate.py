@@ -73,3 +73,29 @@ def test_score_over_damped():
     regimes[5] = _r(1.0, 1.0, 180.0, 0.2, 7000.0, 180.0, 3000.0, sum_G=20.0, diverged=1.0)
     res = score(regimes)
     assert not res["over_damped"] and res["mfm_diverged"] == 1 and res["max_sum_G"] == 20.0
+
+
+def test_evaluate_resumes_from_the_recorded_probes(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from nmmval.calibration import run
+
+    calls = []
+
+    def fake(params, p, lam, seed, threads=None):
+        calls.append((p, lam, seed))
+        return _r(p, lam, 0.3, 0.02, 1.0, 400.0)
+
+    monkeypatch.setattr(run, "regime_metrics", fake)
+    base = Path(__file__).parents[1] / "config" / "paper.yaml"
+    cand = {"g_hat_E_nSms": 0.05, "g_hat_I_nSms": 0.45, "g_hat_ext_nSms": 0.754}
+    cand |= {"p_ext": 0.00614, "noise_Q_V2ms": 3.18e-4}
+    tsv = tmp_path / "probes.tsv"
+    cells = [(0.0, 0.8), (0.5, 0.8)]
+    run.evaluate(base, "a", cand, cells[:1], [0], 1000.0, 200.0, tsv)
+    run.evaluate(base, "a", cand, cells, [0], 1000.0, 200.0, tsv)  # resumes: one new probe
+    assert calls == [(0.0, 0.8, 0), (0.5, 0.8, 0)]
+    assert [r.p for r in run.read_probes(tsv)["a"]] == [0.0, 0.5]
+    # other values (or another T) make the candidate's old probes void
+    run.evaluate(base, "a", cand | {"p_ext": 0.005}, cells, [0], 1000.0, 200.0, tsv)
+    assert len(calls) == 4 and len(run.read_probes(tsv)["a"]) == 2

@@ -53,40 +53,60 @@ def evaluate(
 ):
     """Simulate a candidate on ``cells`` x ``seeds``; append rows to ``tsv``; return its score.
 
-    ``criteria`` names the criteria of the score (default: all).
+    Probes of the candidate already in ``tsv`` with the same values and T are
+    kept and not simulated again (an interrupted evaluation resumes); its
+    other rows are dropped. ``criteria`` names the criteria of the score
+    (default: all).
     """
     params = _params(base, candidate, T_ms, T0_ms)
-    regimes = []
-    if tsv.exists():  # rows of an interrupted evaluation of this candidate
+    done = {}
+    if tsv.exists():
         with open(tsv, newline="") as fh:
-            rows = [r for r in csv.reader(fh, delimiter="\t") if r and r[0] != name]
-        with open(tsv, "w", newline="") as fh:
-            csv.writer(fh, delimiter="\t").writerows(rows)
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+        mine = [r for r in rows if r["candidate"] == name]
+        same = [
+            r
+            for r in mine
+            if float(r["T_ms"]) == T_ms and all(float(r[k]) == candidate[k] for k in FREE)
+        ]
+        done = {(r.p, r.lam, r.seed): r for r in map(_regime, same)}
+        if len(same) < len(mine):
+            with open(tsv, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t")
+                w.writeheader()
+                w.writerows(r for r in rows if r["candidate"] != name or r in same)
     new = not tsv.exists()
+    regimes = []
     with open(tsv, "a", newline="") as fh:
         w = csv.writer(fh, delimiter="\t")
         if new:
             w.writerow(["candidate", *FREE, "T_ms", *regime_fields()])
         for p, lam in cells:
             for s in seeds:
+                if (p, lam, s) in done:
+                    regimes.append(done[(p, lam, s)])
+                    continue
                 r = regime_metrics(params, p, lam, s, threads=threads)
                 regimes.append(r)
-                d = r.as_dict()
-                w.writerow([name, *(candidate[k] for k in FREE), T_ms, *d.values()])
+                w.writerow([name, *(candidate[k] for k in FREE), T_ms, *r.as_dict().values()])
                 fh.flush()
     return score(regimes, tuple(CRITERIA) if criteria is None else tuple(criteria))
 
 
-def read_probes(tsv: Path) -> dict:
-    """The probes of a TSV record as :class:`~nmmval.calibration.calibrate.Regime` by candidate."""
+def _regime(row: dict):
+    """A probe row of a TSV record as :class:`~nmmval.calibration.calibrate.Regime`."""
     from nmmval.calibration.calibrate import Regime
 
+    return Regime(**{f: int(row[f]) if f == "seed" else float(row[f]) for f in regime_fields()})
+
+
+def read_probes(tsv: Path) -> dict:
+    """The probes of a TSV record as :class:`~nmmval.calibration.calibrate.Regime` by candidate."""
     with open(tsv, newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     out = {}
     for r in rows:
-        values = {f: int(r[f]) if f == "seed" else float(r[f]) for f in regime_fields()}
-        out.setdefault(r["candidate"], []).append(Regime(**values))
+        out.setdefault(r["candidate"], []).append(_regime(r))
     return out
 
 
