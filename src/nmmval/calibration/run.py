@@ -180,6 +180,22 @@ def plot_regime_map(tsv: Path, png: Path) -> None:
     fig.savefig(png, dpi=110)
 
 
+def score_table(scores: dict) -> str:
+    """The candidates and their scores of one stage as a Markdown table (docs/calibration.md)."""
+    first = next(iter(scores.values()))["score"]
+    criteria = [k for k in CRITERIA if k in first]
+    extra = [k for k in ("max_sum_G", "min_zeta", "mfm_diverged") if k in first]
+    head = ["candidate", *FREE, *criteria, "passed", "onset_p", *extra]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, rec in scores.items():
+        sc = rec["score"]
+        cells = [name, *(f"{rec['params'][k]:.3g}" for k in FREE)]
+        cells += ["yes" if sc[k] else "no" for k in criteria]
+        cells += [f"{sc[k]:.3g}" for k in ("passed", "onset_p", *extra)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(prog="python -m nmmval.calibration.run", description=__doc__)
@@ -193,6 +209,7 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--rescore", action="store_true", help="score the stage's recorded probes again"
     )
+    ap.add_argument("--table", action="store_true", help="print the stage's scores as Markdown")
     args = ap.parse_args(argv)
     spec = yaml.safe_load(Path(args.search).read_text())
     out = Path(args.out or spec.get("out", "docs/calibration"))
@@ -208,6 +225,9 @@ def main(argv=None) -> int:
         cands.setdefault(f"r{i:02d}", c)
     scores_path = out / f"scores_stage{args.stage}.yaml"
     scores = yaml.safe_load(scores_path.read_text()) if scores_path.exists() else {}
+    if args.table:
+        print(score_table(scores))
+        return 0
     if args.stage == "1":
         todo = list(cands)
         cells, seeds, T, T0 = STAGE1_CELLS, [0], s1["T_ms"], s1["T0_ms"]
