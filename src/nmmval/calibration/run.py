@@ -128,12 +128,12 @@ def _mean(rows, p, lam, key):
     return sum(vals) / len(vals) if vals else float("nan")
 
 
-def plot_regime_map(tsv: Path, png: Path) -> None:
+def plot_regime_map(tsv: Path, png: Path, candidate: str | None = None) -> None:
     """Rate, Spike-contrast, Fano factor and dominant frequency over the (p, λ) grid.
 
-    Records with ΣḠ (the over-damped search) get a fifth panel: ΣḠ with the
-    over-damped bound ζ = 1 as a contour and a cross on every cell whose MFM
-    diverged.
+    Only the rows of ``candidate`` if given. Records with ΣḠ (the over-damped
+    search) get a fifth panel: ΣḠ with the over-damped bound ζ = 1 as a
+    contour and a cross on every cell whose MFM diverged.
     """
     import matplotlib
 
@@ -143,6 +143,7 @@ def plot_regime_map(tsv: Path, png: Path) -> None:
 
     with open(tsv) as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
+    rows = [r for r in rows if candidate in (None, r["candidate"])]
     ps = sorted({float(r["p"]) for r in rows})
     lams = sorted({float(r["lam"]) for r in rows})
     panels = [
@@ -214,7 +215,8 @@ def main(argv=None) -> int:
     spec = yaml.safe_load(Path(args.search).read_text())
     out = Path(args.out or spec.get("out", "docs/calibration"))
     if args.plot:
-        plot_regime_map(out / "probes_stagemap.tsv", out / "regime_map.png")
+        name = args.candidate or spec["map"]["candidate"]
+        plot_regime_map(out / "probes_stagemap.tsv", out / "regime_map.png", name)
         return 0
     if args.stage is None:
         ap.error("give --stage 1, 2 or map (or --plot)")
