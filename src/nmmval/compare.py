@@ -34,7 +34,7 @@ from nmmval.analysis.measures import MEASURES, Traces, surrogate_rng
 from nmmval.config import Params
 from nmmval.datasets import LIF, NETWORK_SCALARS, PDM_RATE
 from nmmval.masses import check_recordings, drive
-from nmmval.models import fokker_planck
+from nmmval.models import Drive, fokker_planck
 from nmmval.models.freeman import synaptic_input
 
 
@@ -106,6 +106,30 @@ def traces(network: xr.Dataset, masses: xr.Dataset, params: Params) -> Traces:
     )
 
 
+def damping(recording: Drive, params: Params) -> tuple[float, float]:
+    """ΣḠ over [T0, T) and the MFM's damping ratio ζ at it (MODEL.md §5.1).
+
+    Parameters
+    ----------
+    recording : nmmval.models.Drive
+        The network's recorded input (:func:`nmmval.masses.drive`).
+    params : nmmval.config.Params
+        ``network.g_hat_*_nSms``, ``neuron.g_L_nS`` and ``neuron.tau_m_ms``,
+        ``masses.tau_s_ms``, the window's first step ``simulation.n0_steps``.
+
+    Returns
+    -------
+    sum_G : float
+        :func:`nmmval.analysis.diagnostics.sum_conductance` (dimensionless).
+    zeta : float
+        :func:`nmmval.analysis.diagnostics.damping_ratio` at ``sum_G``
+        (dimensionless; over-damped for ζ >= 1).
+    """
+    feedback = synaptic_input(recording, params)
+    sum_G = sum_conductance(feedback.gain_ms, feedback.rate_per_ms[:, params.simulation.n0_steps :])
+    return sum_G, damping_ratio(params.neuron.tau_m_ms, params.masses.tau_s_ms, sum_G)
+
+
 def diagnostics(network: xr.Dataset, masses: xr.Dataset, params: Params) -> dict:
     """Per-seed diagnostics of the recordings (MODEL.md §4, §5.1).
 
@@ -126,14 +150,13 @@ def diagnostics(network: xr.Dataset, masses: xr.Dataset, params: Params) -> dict
     """
     check_recordings(network)
     sim, neuron = params.simulation, params.neuron
-    feedback = synaptic_input(drive(network, params), params)
-    sum_G = sum_conductance(feedback.gain_ms, feedback.rate_per_ms[:, sim.n0_steps :])
+    sum_G, zeta = damping(drive(network, params), params)
     cov = network["cov_gv_pop"].transpose("synapse", "population", "closure_time_ms")
     in_window = cov["closure_time_ms"].values >= sim.T0_ms - 0.5 * sim.dt_ms
     t_ms = network["time_ms"].values
     return {
         "sum_G": sum_G,
-        "zeta": damping_ratio(neuron.tau_m_ms, params.masses.tau_s_ms, sum_G),
+        "zeta": zeta,
         "closure_error_mV": closure_error(cov.values[..., in_window], neuron.g_L_nS),
         "diverged_at_ms": np.array(
             [divergence_time(masses[m.variable].values, t_ms) for m in models.registered()]

@@ -3,8 +3,10 @@
 A candidate sets ĝ_E, ĝ_I, ĝ_ext (nS·ms), p_ext and Q (V²·ms) on top of a
 base config; everything else stays fixed. Each candidate is simulated on
 probe cells of the paper grid and every probe is summarised by
-:func:`regime_metrics`; :func:`score` then checks the targets of MODEL.md §7
-with the thresholds of :data:`CRITERIA`, each with its reason.
+:func:`regime_metrics` (the network's regime, ΣḠ and ζ, and whether the MFM
+driven by the probe's recorded input diverges); :func:`score` then checks the
+targets of MODEL.md §7 with the thresholds of :data:`CRITERIA`, each with its
+reason.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from nmmval.analysis.synchrony import spike_contrast
+from nmmval.compare import damping
 from nmmval.config import Params
+from nmmval.masses import divergence_step, drive
+from nmmval.models import mfm
 from nmmval.sim.lif import simulate
+from nmmval.simulation import network_dataset, synchrony
 
 #: width of the population-count bins for the Fano factor and the spectrum (ms)
 POP_BIN_MS = 1.0
@@ -23,7 +28,16 @@ POP_BIN_MS = 1.0
 
 @dataclass(frozen=True)
 class Regime:
-    """How one simulated cell behaves over [T0, T)."""
+    """How one simulated cell behaves over [T0, T).
+
+    Rates in Hz, ``synchrony`` is Spike-contrast, ``fano`` the Fano factor of
+    the population count, ``peak_Hz`` and ``peak_ratio`` its spectral peak
+    (:func:`spectral_peak`), ``sum_G`` ΣḠ and ``zeta`` the MFM's damping
+    ratio ζ (dimensionless, :func:`nmmval.compare.damping`), ``mfm_diverged``
+    1 if the MFM driven by the cell's recorded input diverged
+    (:func:`nmmval.masses.divergence_step`), else 0 (a fraction once averaged
+    over seeds).
+    """
 
     p: float
     lam: float
@@ -34,6 +48,9 @@ class Regime:
     fano: float
     peak_Hz: float
     peak_ratio: float
+    sum_G: float
+    zeta: float
+    mfm_diverged: float
 
     def as_dict(self) -> dict:
         """Plain-dict form for YAML/TSV records."""
@@ -72,7 +89,11 @@ def spectral_peak(counts, bin_ms: float = POP_BIN_MS, fmin_Hz: float = 2.0):
 
 
 def regime_metrics(params: Params, p: float, lam: float, seed: int, threads=None) -> Regime:
-    """Simulate one cell and summarise its regime (rates, Spike-contrast, Fano, peak)."""
+    """Simulate one cell and summarise its regime (rates, Spike-contrast, Fano, peak, ΣḠ, ζ).
+
+    The MFM is driven by the cell's recorded input as the masses stage
+    drives it (:func:`nmmval.masses.drive`, :mod:`nmmval.models.mfm`).
+    """
     rec = simulate(params, p, lam, seed, threads=threads)
     sim = params.simulation
     n0, n_steps = sim.n0_steps, sim.n_steps
@@ -80,14 +101,10 @@ def regime_metrics(params: Params, p: float, lam: float, seed: int, threads=None
     mean = counts.mean()
     fano = float(counts.var() / mean) if mean > 0 else float("nan")
     peak, ratio = spectral_peak(counts)
-    sync = spike_contrast(
-        rec.spike_step.astype(float) * sim.dt_ms,
-        rec.spike_neuron,
-        params.network.N,
-        sim.T0_ms,
-        sim.T_ms,
-        min_bin_ms=params.analysis.sc_min_bin_ms,
-    )
+    sync = synchrony(rec, params)
+    recording = drive(network_dataset(rec, params, p, lam, seed, sync), params)
+    sum_G, zeta = damping(recording, params)
+    diverged = divergence_step(mfm.MODEL.run(recording, params).V_mV) is not None
     return Regime(
         p=p,
         lam=lam,
@@ -98,6 +115,9 @@ def regime_metrics(params: Params, p: float, lam: float, seed: int, threads=None
         fano=fano,
         peak_Hz=peak,
         peak_ratio=ratio,
+        sum_G=sum_G,
+        zeta=zeta,
+        mfm_diverged=float(diverged),
     )
 
 
@@ -123,18 +143,43 @@ CRITERIA = {
         "high-rate, high-frequency synchrony at large p and λ; Spike-contrast's 10 ms minimum"
         " bin under-scores > 100 Hz synchrony, so the spectrum and the Fano factor decide",
     ),
+    "over_damped": (
+        "ζ ≥ 1 (ΣḠ ≤ 0.5625) in every asynchronous probe and at the low-frequency onset (if the"
+        " λ = 0.8 onset is one), and the MFM"
+        " driven by the recorded input diverges in no probe",
+        "the paper (after Eq. 24): 'given the chosen parameter values (over-damped second-order"
+        " response) the outcome of both models largely agree'; the largest ΣḠ, reported"
+        " beside, should be as small as the other criteria allow",
+    ),
 }
+
+#: the over-damped bound: ζ = 1 at τ_m = 20, τ_s = 5 ms (MODEL.md §5.1)
+ZETA_MIN = 1.0
 
 
 def _synchronised(r: Regime) -> bool:
     return (r.synchrony > 0.3) or (r.fano > 3.0)
 
 
-def score(regimes: list[Regime]) -> dict:
+def score(regimes: list[Regime], criteria=tuple(CRITERIA)) -> dict:
     """Check the criteria of :data:`CRITERIA` on the probes of one candidate.
 
-    Returns a dict criterion -> bool, plus ``passed`` (how many hold) and
-    ``onset_p`` (first synchronised p at λ = 0.8, NaN if none).
+    Parameters
+    ----------
+    regimes : list of Regime
+        The candidate's probes (several seeds of a cell are averaged).
+    criteria : sequence of str, optional
+        The names of the criteria to check (default: all).
+
+    Returns
+    -------
+    dict
+        Criterion -> bool for each of ``criteria``, ``passed`` (how many
+        hold), ``onset_p`` (first synchronised p at λ = 0.8, NaN if none)
+        and, with ``over_damped``, ``max_sum_G`` (the largest ΣḠ of any
+        probe), ``min_zeta`` (the smallest ζ of the asynchronous probes and
+        of the onset, if it is a low-frequency one) and ``mfm_diverged``
+        (probes whose MFM diverged).
     """
 
     def at(p, lam):
@@ -160,12 +205,32 @@ def score(regimes: list[Regime]) -> dict:
     res["fast_synchrony"] = bool(fast) and all(
         r.peak_Hz > 100.0 and r.peak_ratio > 10.0 and r.fano > 3.0 for r in fast
     )
+    low_onset = [mean[onset_p]] if res["low_frequency_onset"] else []
+    damped = [r for r in regimes if not _synchronised(r)] + low_onset
+    min_zeta = min((r.zeta for r in damped), default=float("nan"))
+    n_diverged = int(sum(r.mfm_diverged > 0 for r in regimes))
+    res["over_damped"] = min_zeta >= ZETA_MIN and n_diverged == 0
+    res = {k: res[k] for k in criteria}
     res["passed"] = int(sum(bool(v) for v in res.values()))
     res["onset_p"] = onset_p
+    if "over_damped" in criteria:
+        res["max_sum_G"] = max(r.sum_G for r in regimes)
+        res["min_zeta"] = min_zeta
+        res["mfm_diverged"] = n_diverged
     return res
 
 
-_FIELDS = ("rate_E_Hz", "rate_I_Hz", "synchrony", "fano", "peak_Hz", "peak_ratio")
+_FIELDS = (
+    "rate_E_Hz",
+    "rate_I_Hz",
+    "synchrony",
+    "fano",
+    "peak_Hz",
+    "peak_ratio",
+    "sum_G",
+    "zeta",
+    "mfm_diverged",
+)
 
 
 #: the five free parameters and their config keys
