@@ -35,7 +35,7 @@ from conftest import ROOT, job_counts, kill_at
 
 SNAKEFILE = ROOT / "Snakefile"
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
-PAPER = ROOT / "config" / "paper.yaml"
+PAPER = ROOT / "config" / "paper-highg.yaml"  # the more violent of the two paper sets
 CELL_JOBS = ("simulate", "masses", "compare")
 #: the file each of CELL_JOBS writes in its cell's folder
 CELL_FILES = ("network.nc", "masses.nc", "compare.nc")
