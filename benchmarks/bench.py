@@ -9,6 +9,7 @@ Usage (from the repository root)::
     python benchmarks/bench.py revisions REV1 REV2 ...  # nmmval at earlier commits, side by side
     python benchmarks/bench.py busy --before REV  # default vs 1 thread, idle and beside 2 busy
     python benchmarks/bench.py recordings --before REV  # the loop's cost of the recordings
+    python benchmarks/bench.py sweep              # the paper sweep's wall time (sweep.py)
 
 ``compare`` creates ``benchmarks/.venv-brian2`` (Brian2 + pyyaml, Brian2 pins
 numpy) on first use. Every simulation runs as its own process
@@ -768,6 +769,8 @@ def emit(name: str, md: str, raw: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import sweep  # benchmarks/sweep.py, which uses this module's helpers
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="mode", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -815,6 +818,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     rc.add_argument("--before", required=True, help="a commit before the recordings")
     rc.set_defaults(func=cmd_recordings, repeat=5)
+    sw = sub.add_parser("sweep", help="a slice of the paper sweep through the workflow, projected")
+    sweep.add_arguments(sw)
+    sw.set_defaults(func=sweep.run, nmmval_env=[])
     args = ap.parse_args(argv)
     for item in args.nmmval_env:
         key, _, value = item.partition("=")
