@@ -238,22 +238,21 @@ def _slice_seeds(jobs: list[dict]) -> int:
     return len({j["seed"] for j in jobs if j["stage"] == "simulate"})
 
 
-def wall_on_cores(total: dict, measured: dict, cores: int) -> tuple[float, float]:
-    """Projected wall (s) of the sweep on ``cores``, and the slice's use of the cores.
+def projected_wall(total: dict, measured: dict) -> tuple[float, float]:
+    """Projected wall (s) of the sweep, and the jobs the slice ran at a time on average.
 
-    The jobs but gather and figures run side by side: their job-seconds over ``cores`` at the
-    slice's efficiency (their job-seconds / (cores × the slice's wall without gather and
-    figures), which counts the scheduler's gaps and the slice's tail); gather and figures
-    run alone, after them.
+    The jobs but gather and figures run side by side, as many at a time as in the slice:
+    their job-seconds over the slice's (its wall without gather and figures over their
+    job-seconds: Snakemake's gaps between jobs and the slice's tail included); gather and
+    figures run alone, after them.
     """
     serial = ("gather", "figures")
     jobs = measured["jobs"]
     parallel_s = sum(j["wall_s"] for j in jobs if j["stage"] not in serial)
     serial_s = sum(j["wall_s"] for j in jobs if j["stage"] in serial)
-    efficiency = parallel_s / (cores * (measured["wall_s"] - serial_s))
-    projected = sum(v["wall_s"] for s, v in total.items() if s not in serial)
-    projected = projected / (cores * efficiency)
-    return projected + sum(total[s]["wall_s"] for s in serial if s in total), efficiency
+    at_a_time = parallel_s / (measured["wall_s"] - serial_s)
+    projected = sum(v["wall_s"] for s, v in total.items() if s not in serial) / at_a_time
+    return projected + sum(total[s]["wall_s"] for s in serial if s in total), at_a_time
 
 
 def report(args, info, cfg, measured, cells, startup, total, grid) -> str:
@@ -307,7 +306,7 @@ def report(args, info, cfg, measured, cells, startup, total, grid) -> str:
             f"| {f_s(min(walls))}–{f_s(max(walls))} | {f_s(su) if su else '—'} "
             f"| {f'{100 * su * len(runs) / wall:.0f} %' if su else '—'} |"
         )
-    sweep_wall, efficiency = wall_on_cores(total, measured, cores)
+    sweep_wall, at_a_time = projected_wall(total, measured)
     n_cells = len(grid["p"]) * len(grid["lam"]) * len(grid["seeds"])
     size = (cfg["network"]["N"], cfg["simulation"]["T_ms"])
     lines += [
@@ -352,30 +351,32 @@ def report(args, info, cfg, measured, cells, startup, total, grid) -> str:
         *rows_md,
         "",
         f"- the whole sweep on {cores} cores: **{sweep_wall / 3600:.2f} h** wall "
-        f"(job-seconds / {cores} cores at the slice's use of the cores, "
-        f"{100 * efficiency:.0f} %; gather{' and figures' if 'figures' in total else ''} "
-        f"after); goal ≤ {GOAL_SWEEP_S / 3600:g} h: {ok}"
+        f"(job-seconds over {at_a_time:.2f}, the jobs the slice ran at a time on average; "
+        f"gather{' and figures' if 'figures' in total else ''} after); "
+        f"goal ≤ {GOAL_SWEEP_S / 3600:g} h: {ok}"
         + ("" if "figures" in total else " (figures not run: `--figures` adds them)"),
-        f"- fixed start-up: {f_s(startup_s)} job-seconds, {f_s(startup_s / cores / 60)} min of "
-        f"the wall on {cores} cores ({100 * startup_s / job_s:.1f} % of the job-seconds)",
+        f"- fixed start-up: {f_s(startup_s)} job-seconds, {f_s(startup_s / at_a_time / 60)} min "
+        f"of the wall ({100 * startup_s / job_s:.1f} % of the job-seconds)",
     ]
     if "chain" in startup:
         saved = startup["chain"] * len(grid["p"]) * len(grid["lam"]) * len(grid["seeds"])
         lines.append(
             f"- lever, masses and compare of a seed in one process (every arrow still a file): "
             f"{startup['chain']:.2f} s saved per seed (measured on the tiny cell), "
-            f"{f_s(saved)} job-seconds, {f_s(saved / cores / 60)} min of the wall"
+            f"{f_s(saved)} job-seconds, {f_s(saved / at_a_time / 60)} min of the wall"
         )
     lines += [
         "",
-        "Method: every job's wall and CPU seconds from GNU time around its `nmmval` "
-        "(the jobs run two at a time on the 2 cores, as a user's local run does, so each job's "
-        "wall includes what the other job costs it). Per <p, λ> of the grid, a stage costs "
+        "Method: every job's wall and CPU seconds from GNU time around its `nmmval`; the "
+        f"jobs run up to {cores} at a time, one thread each, as a user's local run does, so a "
+        "job's wall includes what the others cost it. Per <p, λ> of the grid, a stage costs "
         "what the measured cell costs per seed: the nearest measured λ row (a tie: the larger "
         "λ, which fires more), linear in p between the measured p; times the grid's seeds. "
         "The fit's work (job − start-up) scales with the seeds it pools; gather's with the "
-        "compare.nc files it reads; figures once as measured. Start-up per job: "
-        "`benchmarks/startup.py` (median of runs on a tiny cell, the same nmmval).",
+        "compare.nc files it reads; figures once as measured. The sweep's wall: the projected "
+        "job-seconds of the cell jobs over the jobs the slice ran at a time, then gather "
+        "(and figures). Start-up per job: `benchmarks/startup.py` (median of runs on a tiny "
+        "cell, the same nmmval, outside Snakemake).",
     ]
     return "\n".join(lines)
 
