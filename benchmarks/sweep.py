@@ -356,7 +356,10 @@ def report(args, info, cfg, measured, cells, startup, total, grid) -> str:
         f"goal ≤ {GOAL_SWEEP_S / 3600:g} h: {ok}"
         + ("" if "figures" in total else " (figures not run: `--figures` adds them)"),
         f"- fixed start-up: {f_s(startup_s)} job-seconds, {f_s(startup_s / at_a_time / 60)} min "
-        f"of the wall ({100 * startup_s / job_s:.1f} % of the job-seconds)",
+        f"of the wall ({100 * startup_s / job_s:.1f} % of the job-seconds)"
+        if startup
+        else "- fixed start-up: not measured (`--startup-repeat 0`): the fit and gather jobs "
+        "scaled whole, start-up included (an overestimate)",
     ]
     if "chain" in startup:
         saved = startup["chain"] * len(grid["p"]) * len(grid["lam"]) * len(grid["seeds"])
