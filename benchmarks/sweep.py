@@ -72,12 +72,17 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--rows", type=float, nargs="+", help="λ rows (default 0.8 0.9 1)")
     ap.add_argument("--p", type=float, nargs="+", help="p values (default: all of the grid)")
     ap.add_argument("--seeds", type=int, default=1, help="seeds per cell (default 1)")
-    ap.add_argument("--T-ms", type=float, help="simulated time (default: the config's)")
+    ap.add_argument("--T-ms", type=float, help="simulated time, ms (default: the config's)")
     ap.add_argument("--N", type=int, help="network size (default: the config's)")
-    ap.add_argument("--cores", type=int, default=os.cpu_count(), help="Snakemake's --cores")
+    ap.add_argument(
+        "--cores", type=int, default=os.cpu_count(), help="Snakemake's --cores (default: all)"
+    )
     ap.add_argument("--figures", action="store_true", help="also the figures job")
     ap.add_argument(
-        "--startup-repeat", type=int, default=5, help="runs per stage of the start-up (median)"
+        "--startup-repeat",
+        type=int,
+        default=5,
+        help="runs per stage of the start-up (median; default 5; 0 skips it)",
     )
     ap.add_argument(
         "--outdir",
