@@ -11,6 +11,7 @@ Usage (from the repository root)::
     python benchmarks/bench.py revisions REV1 REV2 ...  # nmmval at earlier commits, side by side
     python benchmarks/bench.py busy --before REV  # default vs 1 thread, idle and beside 2 busy
     python benchmarks/bench.py recordings --before REV  # the loop's cost of the recordings
+    python benchmarks/bench.py sweep              # the paper sweep's wall time (sweep.py)
 
 ``compare`` and ``coba`` create ``benchmarks/.venv-brian2`` (Brian2 + pyyaml,
 Brian2 pins numpy) and ``benchmarks/.venv-nest`` (NEST 3 from PyPI + pyyaml)
@@ -1081,6 +1082,8 @@ def add_peers(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import sweep  # benchmarks/sweep.py, which uses this module's helpers
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="mode", required=True)
     c = sub.add_parser("compare", help="nmmval, Brian2 and NEST on the paper network")
@@ -1127,6 +1130,9 @@ def main(argv: list[str] | None = None) -> int:
     parsers["recordings"].add_argument(
         "--before", required=True, help="a commit before the recordings"
     )
+    sw = sub.add_parser("sweep", help="a slice of the paper sweep through the workflow, projected")
+    sweep.add_arguments(sw)
+    sw.set_defaults(func=sweep.run, nmmval_env=[])
     args = ap.parse_args(argv)
     for item in args.nmmval_env:
         key, _, value = item.partition("=")

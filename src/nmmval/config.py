@@ -39,10 +39,15 @@ def quick_path() -> Path:
     return Path(str(resources.files("nmmval") / "quick.yaml"))
 
 
+#: PyYAML's safe loader, in C (libyaml) where PyYAML has it: the same objects, read 6x
+#: faster (the schema: 15 ms in Python, of every job's start-up)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @functools.cache
 def _schema() -> dict:
     with open(schema_path()) as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=_LOADER)
 
 
 def load_schema() -> dict:
@@ -207,7 +212,7 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
     path = quick_path() if path is None else Path(path)
     try:
         with open(path) as fh:
-            raw = yaml.safe_load(fh)
+            raw = yaml.load(fh, Loader=_LOADER)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
     except yaml.YAMLError as exc:

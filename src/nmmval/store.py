@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from nmmval import datasets, faults, models
+from nmmval import datasets, faults
 
 #: one cell's folder below ``results/{run}/cells``; values canonically formatted
 CELL_PATTERN = "p~{p}/lam~{lam}/seed~{seed}"
@@ -239,6 +239,10 @@ def open_dataset(path: str | Path, kind: str, params=None) -> xr.Dataset:
     except Exception as exc:  # netCDF4 raises OSError, RuntimeError, ValueError, ...
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: corrupt {kind} file ({reason})") from None
+    # the mass models (Numba, SciPy) only when a file is read: simulate, which only writes,
+    # starts without them
+    from nmmval import models
+
     problem = datasets.problems(ds, kind, models.registered())
     if problem:
         raise InputError(f"{path}: {problem}")

@@ -42,6 +42,11 @@ training half and cannot be identified. It stays at the derivation's 1.
   so a rejected fit's traces diverge in some seed, and the protocol calls
   the model inadequate (reason ``diverged``). CFM-fit, linear in its input,
   cannot diverge (like CFM, it can leave the physical range).
+
+``scipy.optimize`` is imported in the functions that fit: only the fit stage
+runs them, and its import would add 0.2 s to the start-up of every masses
+job, which imports this module through the model registry
+(benchmarks/startup.py).
 """
 
 from __future__ import annotations
@@ -50,7 +55,6 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-import scipy.optimize
 
 from nmmval.config import Params
 from nmmval.models.base import SYNAPSE_TYPES, Drive, MassModel, Output
@@ -175,6 +179,8 @@ def _cfm_at(params, seeds, tau_s_ms, n0, n_mid, free) -> tuple[np.ndarray, float
     The scheme is linear in the input and the initial state, so V = B + Σ_σ s_σ C_σ + c
     with B the response to ṽ from V̄ and C_σ the response to type σ's input from 0.
     """
+    import scipy.optimize
+
     columns, target = [], []
     for s in seeds:
         fb = s.feedback
@@ -200,6 +206,8 @@ def _cfm_at(params, seeds, tau_s_ms, n0, n_mid, free) -> tuple[np.ndarray, float
 
 def _fit_cfm(params, seeds, n0, n_mid) -> np.ndarray:
     """CFM-fit: τ_s by a log scan refined by bounded Brent, the rest linear at each τ_s."""
+    import scipy.optimize
+
     free = _identified(seeds, n_mid)
     lower, upper = bounds(params)
 
@@ -225,6 +233,8 @@ def _diverges(trace, params, seeds, theta) -> bool:
 
 def _fit_mfm(params, seeds, n0, n_mid, starts) -> tuple[np.ndarray, int]:
     """MFM-fit: bounded trust-region least squares from each start; the best not diverging."""
+    import scipy.optimize
+
     free = np.concatenate([[True], _identified(seeds, n_mid), [True]])
     lower, upper = bounds(params)
 
