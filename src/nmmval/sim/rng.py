@@ -17,25 +17,25 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_R = 3.442619855899
-_V = 9.91256303526217e-3
 _M1 = 2147483648.0
 
 
-def _tables():
-    kn = np.zeros(128)
-    wn = np.zeros(128)
-    fn = np.zeros(128)
-    dn = tn = _R
-    q = _V / np.exp(-0.5 * dn * dn)
+def _tables(n, r, v):
+    """Marsaglia & Tsang's tables (kn, wn, fn) of the ziggurat with ``n``
+    layers (a power of 2) of area ``v``, the base one ending at ``r``."""
+    kn = np.zeros(n)
+    wn = np.zeros(n)
+    fn = np.zeros(n)
+    dn = tn = r
+    q = v / np.exp(-0.5 * dn * dn)
     kn[0] = (dn / q) * _M1
     kn[1] = 0.0
     wn[0] = q / _M1
-    wn[127] = dn / _M1
+    wn[n - 1] = dn / _M1
     fn[0] = 1.0
-    fn[127] = np.exp(-0.5 * dn * dn)
-    for i in range(126, 0, -1):
-        dn = np.sqrt(-2.0 * np.log(_V / dn + np.exp(-0.5 * dn * dn)))
+    fn[n - 1] = np.exp(-0.5 * dn * dn)
+    for i in range(n - 2, 0, -1):
+        dn = np.sqrt(-2.0 * np.log(v / dn + np.exp(-0.5 * dn * dn)))
         kn[i + 1] = (dn / tn) * _M1
         tn = dn
         fn[i] = np.exp(-0.5 * dn * dn)
@@ -43,9 +43,10 @@ def _tables():
     return kn, wn, fn
 
 
-#: ziggurat tables (kn, wn, fn), passed to the kernels as an argument
-#: (Numba cannot cache functions that read large global arrays)
-ZIGGURAT = np.stack(_tables())
+#: ziggurat tables (kn, wn, fn) of 128 layers (Marsaglia & Tsang's r and v),
+#: passed to the kernels as an argument (Numba cannot cache functions that
+#: read large global arrays)
+ZIGGURAT = np.stack(_tables(128, 3.442619855899, 9.91256303526217e-3))
 _U53 = 1.0 / 9007199254740992.0
 
 
@@ -76,6 +77,36 @@ def uniform_open0(s0, s1, s2, s3):
 
 
 @numba.njit(inline="always")
+def _ziggurat_try(u, s0, s1, s2, s3, kn, wn, fn):
+    """One ziggurat trial from its 64-bit draw ``u`` (already taken from the
+    stream): returns (x, accepted, s0, s1, s2, s3).
+
+    The rare slow part (the wedges and the tail) draws further numbers from
+    the stream. A trial that is not accepted is discarded whole: the caller
+    starts a new one.
+    """
+    n_layers = kn.size
+    iz = np.int64(u & np.uint64(n_layers - 1))
+    hz = np.float64(np.int64(u >> np.uint64(32)) - np.int64(2147483648))
+    x = hz * wn[iz]
+    if abs(hz) < kn[iz]:
+        return x, True, s0, s1, s2, s3
+    if iz == 0:
+        # the tail beyond r, by Marsaglia's (1964) method
+        r = wn[n_layers - 1] * _M1  # exact: wn[-1] is r / 2^31
+        while True:
+            a, s0, s1, s2, s3 = uniform_open0(s0, s1, s2, s3)
+            b, s0, s1, s2, s3 = uniform_open0(s0, s1, s2, s3)
+            xt = -np.log(a) / r
+            y = -np.log(b)
+            if y + y >= xt * xt:
+                break
+        return (r + xt if hz > 0 else -r - xt), True, s0, s1, s2, s3
+    w, s0, s1, s2, s3 = uniform_open0(s0, s1, s2, s3)
+    return x, fn[iz] + w * (fn[iz - 1] - fn[iz]) < np.exp(-0.5 * x * x), s0, s1, s2, s3
+
+
+@numba.njit(inline="always")
 def standard_normal(s0, s1, s2, s3, kn, wn, fn):
     """One N(0, 1) number by the ziggurat: returns (x, s0, s1, s2, s3).
 
@@ -85,23 +116,8 @@ def standard_normal(s0, s1, s2, s3, kn, wn, fn):
     """
     while True:
         u, s0, s1, s2, s3 = next_u64(s0, s1, s2, s3)
-        iz = np.int64(u & np.uint64(127))
-        hz = np.float64(np.int64(u >> np.uint64(32)) - np.int64(2147483648))
-        if abs(hz) < kn[iz]:
-            return hz * wn[iz], s0, s1, s2, s3
-        x = hz * wn[iz]
-        if iz == 0:
-            # the tail beyond r, by Marsaglia's (1964) method
-            while True:
-                a, s0, s1, s2, s3 = uniform_open0(s0, s1, s2, s3)
-                b, s0, s1, s2, s3 = uniform_open0(s0, s1, s2, s3)
-                xt = -np.log(a) / _R
-                y = -np.log(b)
-                if y + y >= xt * xt:
-                    break
-            return (_R + xt if hz > 0 else -_R - xt), s0, s1, s2, s3
-        w, s0, s1, s2, s3 = uniform_open0(s0, s1, s2, s3)
-        if fn[iz] + w * (fn[iz - 1] - fn[iz]) < np.exp(-0.5 * x * x):
+        x, accepted, s0, s1, s2, s3 = _ziggurat_try(u, s0, s1, s2, s3, kn, wn, fn)
+        if accepted:
             return x, s0, s1, s2, s3
 
 
