@@ -243,7 +243,7 @@ def gof(args) -> dict:
     t = _gof_module()
     batch, n_batches = 10**7, 10
     p = {"NumPy PCG64": [], FILL: [], TODAY: []}
-    for seed in range(args.repeat):
+    for seed in range(args.first_seed, args.first_seed + args.repeat):
         gen = np.random.Generator(np.random.PCG64(seed))
         p["NumPy PCG64"].append(t.normal_gof(gen.standard_normal(batch) for _ in range(n_batches)))
     for seed in range(args.repeat_nmmval):
@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--quick", action="store_true", help="N = 2000, 200 steps, 3 repeats")
     g = sub.add_parser("gof", help="the goodness-of-fit test's rejection rates")
     g.add_argument("--repeat", type=int, default=100, help="seeds of NumPy's normals")
+    g.add_argument("--first-seed", type=int, default=0, help="the first of NumPy's seeds")
     g.add_argument("--repeat-nmmval", type=int, default=20, help="seeds of nmmval's")
     args = ap.parse_args(argv)
     if args.mode == "floor" and args.quick:
