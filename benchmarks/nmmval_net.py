@@ -34,10 +34,10 @@ from nmmval import config as nconfig  # noqa: E402
 
 try:  # the revisions mode runs this file against earlier commits' packages
     from nmmval.sim import lif
-    from nmmval.sim.rng import ZIGGURAT, seed_states, standard_normal
+    from nmmval.sim.rng import fill_standard_normal, seed_chunk_lanes
 except ImportError:  # before the modules were grouped (sim/, analysis/, ...)
     from nmmval import lif
-    from nmmval.rng import ZIGGURAT, seed_states, standard_normal
+    from nmmval.rng import fill_standard_normal, seed_chunk_lanes
 
 IMPORT_S = time.perf_counter() - T_PROCESS
 
@@ -129,20 +129,20 @@ def main(argv: list[str] | None = None) -> int:
 def noise_floor(N: int, n_steps: int, seed: int, repeat: int = 3) -> float:
     """Seconds to draw N·n_steps standard normals as the kernel does (JIT excluded).
 
-    Same chunk layout (``CHUNK_NEURONS`` neurons per xoshiro256** stream), same
-    ziggurat (:func:`nmmval.sim.rng.standard_normal`), same Numba threads. The
-    shortest of ``repeat`` timed draws: other load only ever lengthens one, and
-    a floor measured too high would flatter the loop's ratio to it.
+    Same chunk layout (``CHUNK_NEURONS`` neurons, ``LANES`` xoshiro256**
+    streams per chunk), same generator (:func:`nmmval.sim.rng.fill_standard_normal`,
+    a normal per neuron and step), same Numba threads, each a fixed run of
+    chunks as the kernel's parts. The shortest of ``repeat`` timed draws:
+    other load only ever lengthens one, and a floor measured too high would
+    flatter the loop's ratio to it.
     """
-    chunk = lif.CHUNK_NEURONS
-    n_chunks = lif.chunk_count(N)
-    kernel = _floor_kernel
-    states = seed_states(np.random.SeedSequence(seed), n_chunks)
-    kernel(states.copy(), N, 1, chunk, ZIGGURAT)  # compile / load from cache
+    states = seed_chunk_lanes(np.random.SeedSequence(seed), lif.chunk_count(N))
+    n_parts = numba.get_num_threads()
+    _floor_kernel(states.copy(), N, 1, n_parts)  # compile / load from cache
     best = np.inf
     for _ in range(repeat):
         t0 = time.perf_counter()
-        total = kernel(states.copy(), N, n_steps, chunk, ZIGGURAT)
+        total = _floor_kernel(states.copy(), N, n_steps, n_parts)
         best = min(best, time.perf_counter() - t0)
         if not np.isfinite(total):
             raise RuntimeError("noise floor: non-finite sum")
@@ -150,21 +150,24 @@ def noise_floor(N: int, n_steps: int, seed: int, repeat: int = 3) -> float:
 
 
 @numba.njit(parallel=True, cache=True)
-def _floor_kernel(states, N, n_steps, chunk, zig):
-    n_chunks = states.shape[0]
-    kn, wn, fn = zig[0], zig[1], zig[2]
-    sums = np.zeros(n_chunks)
-    for c in prange(n_chunks):
-        lo = c * chunk
-        hi = min(lo + chunk, N)
-        s0, s1, s2, s3 = states[c, 0], states[c, 1], states[c, 2], states[c, 3]
+def _floor_kernel(state, N, n_steps, n_parts):
+    """The kernel's draws alone: per part, step by step, each chunk's normals
+    (:func:`nmmval.sim.rng.fill_standard_normal`) into its buffer; returns a
+    sum of some of them, so that the draws are not optimised away."""
+    chunk = lif.CHUNK_NEURONS
+    n_chunks = state.shape[0]
+    xbuf = np.zeros((n_chunks, chunk))
+    sums = np.zeros(n_parts)
+    for t in prange(n_parts):
+        raw = np.empty(chunk, dtype=np.uint64)
         acc = 0.0
-        for _ in range(n_steps):
-            for _i in range(lo, hi):
-                x, s0, s1, s2, s3 = standard_normal(s0, s1, s2, s3, kn, wn, fn)
-                acc += x
-        sums[c] = acc
-        states[c, 0], states[c, 1], states[c, 2], states[c, 3] = s0, s1, s2, s3
+        for b in range(n_steps):
+            for c in range(t * n_chunks // n_parts, (t + 1) * n_chunks // n_parts):
+                m = min(chunk, N - c * chunk)
+                xb = xbuf[c]
+                fill_standard_normal(state, c, m, raw, xb)
+                acc += xb[b % m]
+        sums[t] = acc
     return sums.sum()
 
 

@@ -9,17 +9,16 @@ Usage (from the repository root)::
 ``floor`` times, in one process, the N·steps standard normals of the membrane
 noise drawn
 
-- by nmmval's generator as :func:`nmmval.sim.kernel.run_block` draws them
-  today: one xoshiro256** stream per chunk of ``CHUNK_NEURONS`` neurons,
+- by nmmval's generator as :func:`nmmval.sim.kernel.run_block` drew them
+  before :func:`nmmval.sim.rng.fill_standard_normal`: one xoshiro256**
+  stream per chunk of ``CHUNK_NEURONS`` neurons,
   :func:`nmmval.sim.rng.standard_normal` per non-refractory neuron in neuron
   order, each thread a fixed run of chunks (as the kernel's parts), a step
   over all its chunks before the next step;
-- the same, as ``bench.py``'s noise floor measures it
-  (``nmmval_net._floor_kernel``: ``prange`` over chunks, all steps of a
-  chunk in a row, the stream's state kept in registers);
 - by :func:`nmmval.sim.rng.fill_standard_normal`, ``LANES`` streams per
-  chunk, a normal for every neuron whether refractory or not, in the
-  kernel's layout as the first;
+  chunk, a normal for every neuron whether refractory or not, in the same
+  layout: as the kernel draws them now, and as ``bench.py``'s noise floor
+  measures them (``nmmval_net._floor_kernel``);
 - by NumPy's ``Generator.standard_normal`` with the PCG64, SFC64 and Philox
   bit generators, in blocks of ``--numpy-block`` numbers into one buffer
   (its best case: no Python call per chunk). A Generator is one thread; at
@@ -63,15 +62,14 @@ from nmmval.sim.kernel import CHUNK_NEURONS, chunk_count
 from nmmval.sim.rng import (
     LANES,
     ZIGGURAT,
-    fill_standard_normal,
     seed_chunk_lanes,
     seed_states,
     standard_normal,
 )
 
 NUMPY_BIT_GENERATORS = ("PCG64", "SFC64", "Philox")
-TODAY = "nmmval, a stream per chunk (the kernel today)"
-FILL = f"nmmval, {LANES} streams per chunk (fill_standard_normal)"
+TODAY = "nmmval before, a stream per chunk (standard_normal)"
+FILL = f"nmmval, {LANES} streams per chunk (fill_standard_normal, the kernel and bench.py's floor)"
 
 
 # ---------------------------------------------------------------- generators
@@ -100,26 +98,6 @@ def _chunk_streams(states, ref, n_steps, n_parts, zig):
                             s0, s1, s2, s3, kn, wn, fn
                         )
                 states[c, 0], states[c, 1], states[c, 2], states[c, 3] = s0, s1, s2, s3
-                acc += xb[b % m]
-        sums[t] = acc
-    return sums.sum()
-
-
-@numba.njit(parallel=True, cache=True)
-def _chunk_lanes(state, N, n_steps, n_parts):
-    """The same with :func:`fill_standard_normal`: :data:`LANES` streams per
-    chunk, a normal for every neuron (the refractory ones would not use theirs)."""
-    n_chunks = state.shape[0]
-    xbuf = np.zeros((n_chunks, CHUNK_NEURONS))
-    sums = np.zeros(n_parts)
-    for t in prange(n_parts):
-        raw = np.empty(CHUNK_NEURONS, dtype=np.uint64)
-        acc = 0.0
-        for b in range(n_steps):
-            for c in range(t * n_chunks // n_parts, (t + 1) * n_chunks // n_parts):
-                m = min(CHUNK_NEURONS, N - c * CHUNK_NEURONS)
-                xb = xbuf[c]
-                fill_standard_normal(state, c, m, raw, xb)
                 acc += xb[b % m]
         sums[t] = acc
     return sums.sum()
@@ -184,11 +162,8 @@ def floor(args) -> dict:
             kargs = (chunk_states, ref, n_steps, threads, ZIGGURAT)
             best = _best(_chunk_streams, kargs, args.repeat)
             rows.append(_row(TODAY, threads, float(np.mean(ref <= 0)), n, best))
-        best = _best(_chunk_lanes, (lane_states, N, n_steps, threads), args.repeat)
+        best = _best(_floor_kernel, (lane_states, N, n_steps, threads), args.repeat)
         rows.append(_row(FILL, threads, 1.0, n, best))
-        kargs = (chunk_states, N, n_steps, CHUNK_NEURONS, ZIGGURAT)
-        best = _best(_floor_kernel, kargs, args.repeat)
-        rows.append(_row("nmmval, bench.py's floor", threads, 1.0, n, best))
         for name in NUMPY_BIT_GENERATORS:
             run = _numpy_runner(name, n, threads, args.numpy_block)
             rows.append(_row(f"NumPy {name}", threads, 1.0, n, _best(run, (), args.repeat)))

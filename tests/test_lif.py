@@ -12,7 +12,7 @@ import pytest
 
 from nmmval.sim import kernel, lif
 from nmmval.sim.network import WORD_BITS, Graph, complement, erdos_renyi, in_edge_bits
-from nmmval.sim.rng import ZIGGURAT, seed_states
+from nmmval.sim.rng import seed_chunk_lanes
 
 from conftest import small_params
 
@@ -36,13 +36,13 @@ def run_kernel(
     neurons.g_nS[:] = np.reshape(g0, (3, 1))
     if pending_E is not None:
         neurons.arrivals[0] = pending_E
-    chunks = kernel.new_chunks(seed_states(np.random.SeedSequence(seed), lif.chunk_count(n)))
+    chunks = kernel.new_chunks(seed_chunk_lanes(np.random.SeedSequence(seed), lif.chunk_count(n)))
     n_parts = numba.get_num_threads()  # one part per thread, as simulate makes them
     no_edges = np.zeros(0, dtype=np.int32)
     unconnected = Graph(np.zeros(n + 1, dtype=np.int64), no_edges, n, False, False)
     no_trains = Graph(np.zeros(1, dtype=np.int64), no_edges, n, False, True)
     none = np.zeros(0, dtype=np.int64)
-    no_drive = kernel.Drive(none, np.zeros(n_steps + 1, dtype=np.int64), none, ZIGGURAT)
+    no_drive = kernel.Drive(none, np.zeros(n_steps + 1, dtype=np.int64), none)
     out = kernel.new_output(n_steps, n, n_parts)
     wiring = kernel.wire(unconnected, no_trains, n, n_parts)
     k = kernel.run_block(0, n_steps, neurons, chunks, no_drive, wiring, consts, out)
@@ -410,13 +410,13 @@ def test_without_noise_no_normal_is_drawn():
     consts = lif._consts(params)._replace(noise_sigma_mV=0.0)
     n = 40
     neurons = kernel.new_neurons(np.full(n, -55.0))
-    seeded = seed_states(np.random.SeedSequence(0), lif.chunk_count(n))
+    seeded = seed_chunk_lanes(np.random.SeedSequence(0), lif.chunk_count(n))
     chunks = kernel.new_chunks(seeded.copy())
     no_edges = np.zeros(0, dtype=np.int32)
     unconnected = Graph(np.zeros(n + 1, dtype=np.int64), no_edges, n, False, False)
     no_trains = Graph(np.zeros(1, dtype=np.int64), no_edges, n, False, True)
     none = np.zeros(0, dtype=np.int64)
-    drive = kernel.Drive(none, np.zeros(11, dtype=np.int64), none, ZIGGURAT)
+    drive = kernel.Drive(none, np.zeros(11, dtype=np.int64), none)
     n_parts = numba.get_num_threads()
     wiring = kernel.wire(unconnected, no_trains, n, n_parts)
     kernel.run_block(

@@ -50,7 +50,7 @@ from numba.extending import intrinsic
 
 from nmmval.sim.barrier import SLOT, arrive_and_wait
 from nmmval.sim.network import WORD_BITS, Graph
-from nmmval.sim.rng import standard_normal
+from nmmval.sim.rng import fill_standard_normal
 
 #: neurons per work chunk: the chunk layout, not the thread count, fixes the
 #: order of every floating-point sum, so results do not depend on threads.
@@ -186,8 +186,9 @@ class Chunks(NamedTuple):
         The spikes of the last two steps, by step parity and chunk, in neuron order.
     n_spikes : ndarray, int64, (2, n_chunks, 2)
         How many of them, and how many excitatory (``n_spikes[parity, c]``).
-    rng_state : ndarray, uint64, (n_chunks, 4)
-        Each chunk's xoshiro256** stream (:func:`nmmval.sim.rng.seed_states`).
+    rng_state : ndarray, uint64, (n_chunks, 4, LANES)
+        Each chunk's :data:`nmmval.sim.rng.LANES` xoshiro256** streams
+        (:func:`nmmval.sim.rng.seed_chunk_lanes`).
     """
 
     spikes: np.ndarray
@@ -207,14 +208,11 @@ class Drive(NamedTuple):
         The call's step b has the events ``ext_src[ext_ptr[b]:ext_ptr[b + 1]]``.
     ext_src : ndarray, int64
         The train of each external event.
-    zig : ndarray, float64, (3, 128)
-        The normal sampler's ziggurat tables (:data:`nmmval.sim.rng.ZIGGURAT`).
     """
 
     ext_prev: np.ndarray
     ext_ptr: np.ndarray
     ext_src: np.ndarray
-    zig: np.ndarray
 
 
 class Output(NamedTuple):
@@ -355,7 +353,8 @@ def new_neurons(v_mV: np.ndarray) -> Neurons:
 
 def new_chunks(rng_state: np.ndarray) -> Chunks:
     """:class:`Chunks` before the first step: noise streams ``rng_state``
-    (one per chunk, :func:`nmmval.sim.rng.seed_states`), no spikes."""
+    (:data:`nmmval.sim.rng.LANES` per chunk, :func:`nmmval.sim.rng.seed_chunk_lanes`),
+    no spikes."""
     n_chunks = rng_state.shape[0]
     return Chunks(
         spikes=np.zeros((2, n_chunks, CHUNK_NEURONS), dtype=np.int32),
@@ -625,7 +624,7 @@ def _step_neuron(u, a_E, a_I, x, neurons, k):
 def update_chunk(lo, m, xb, S_E_prev, S_I_prev, compl, n_E, neurons, consts):
     """One step of neurons lo .. lo + m - 1 (:func:`_step_neuron`); returns how many fire.
 
-    ``xb[j]`` is the noise of neuron lo + j if it is not refractory. The E
+    ``xb[j]`` is the noise of neuron lo + j (unused if it is refractory). The E
     and I arrivals are the counts of the previous step
     (:func:`_direct_arrivals`) or, with ``compl``, derived from the previous
     step's ``S_E_prev`` and ``S_I_prev`` spikes (:func:`_complement_arrivals`);
@@ -737,9 +736,10 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
     source's targets in each part, so that no part searches a target list.
     Then chunk c of the part (a) sums v for V and its split halves
     (:func:`_chunk_sum`), with ``out.closures`` columns the closure sums
-    (:func:`closure_sums`), and draws the noise of its non-refractory
-    neurons, in neuron order, from stream ``chunks.rng_state[c]`` (none
-    without noise, Q = 0); (b)
+    (:func:`closure_sums`), and draws the noise of its neurons, one normal
+    per neuron (refractory cells ignore theirs), from the streams
+    ``chunks.rng_state[c]`` (:func:`nmmval.sim.rng.fill_standard_normal`;
+    none without noise, Q = 0); (b)
     updates every neuron without branches (:func:`update_chunk`, SIMD;
     refractory cells keep v); (c) lists its spikes. After the barrier, the
     last part (at N = 10 000 on 2 threads the smaller one) records the step,
@@ -755,10 +755,9 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
     """
     # no array through a bundle's field inside the prange loop: Numba drops
     # the writes (see the module docstring)
-    v, ref, spiked = neurons.v_mV, neurons.ref_steps, neurons.spiked
+    v, spiked = neurons.v_mV, neurons.spiked
     spikes, n_spikes, rng_state = chunks.spikes, chunks.n_spikes, chunks.rng_state
     ext_prev, ext_ptr, ext_src = drive.ext_prev, drive.ext_ptr, drive.ext_src
-    kn, wn, fn = drive.zig[0], drive.zig[1], drive.zig[2]
     bounds, out_deg, ext_out_deg = wiring.bounds, wiring.out_deg, wiring.ext_out_deg
     out_deg_E = wiring.out_deg_E
     V_out, phi_out, sleeps = out.V_mV, out.phi, out.sleeps
@@ -785,6 +784,7 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
     word_vals = np.zeros((n_parts, 2, n_words), dtype=np.uint8)
     n_recorded = np.zeros(1, dtype=np.int64)
     for t in prange(n_parts):
+        raw = np.empty(CHUNK_NEURONS, dtype=np.uint64)  # the part's scratch for the draws
         c_lo = bounds[t] // CHUNK_NEURONS
         c_hi = (bounds[t + 1] + CHUNK_NEURONS - 1) // CHUNK_NEURONS
         n_spk = 0
@@ -821,7 +821,7 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
                 m = min(CHUNK_NEURONS, N - lo)
                 xb = xbuf[c]
                 # (a) V's chunk sum (and the halves'), the closure sums; the
-                # noise, sequential in neuron order
+                # noise, the chunk's normals at once
                 total, even, odd = _chunk_sum(v, lo, m)
                 chunk_sum[par, c] = total
                 half_sum[par, c, 0] = even
@@ -831,24 +831,7 @@ def run_block(n0, n_steps, neurons, chunks, drive, wiring, consts, out):
                     acc[:] = 0.0
                     closure_sums(lo, m, S_E_prev, S_I_prev, compl, n_E, neurons, consts, acc)
                 if noisy:
-                    s0, s1, s2, s3 = (
-                        rng_state[c, 0],
-                        rng_state[c, 1],
-                        rng_state[c, 2],
-                        rng_state[c, 3],
-                    )
-                    for jj in range(m):
-                        u = np.uint64(lo + jj)
-                        if ref[u] <= 0:
-                            xb[np.uint64(jj)], s0, s1, s2, s3 = standard_normal(
-                                s0, s1, s2, s3, kn, wn, fn
-                            )
-                    rng_state[c, 0], rng_state[c, 1], rng_state[c, 2], rng_state[c, 3] = (
-                        s0,
-                        s1,
-                        s2,
-                        s3,
-                    )
+                    fill_standard_normal(rng_state, c, m, raw, xb)
                 # (b) integrate, decay, threshold, reset: branch-free
                 n_fire = update_chunk(lo, m, xb, S_E_prev, S_I_prev, compl, n_E, neurons, consts)
                 # (c) this chunk's spikes, in neuron order

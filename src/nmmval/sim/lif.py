@@ -59,7 +59,7 @@ from nmmval.sim.network import (
     erdos_renyi,
     in_edge_bits,
 )
-from nmmval.sim.rng import ZIGGURAT, seed_states
+from nmmval.sim.rng import seed_chunk_lanes
 from nmmval.sim.threads import Governor, available_cpus
 
 __all__ = [
@@ -285,7 +285,7 @@ def simulate(
     rng_drive = streams["drive"]
     init_seq, kernel_seq = streams["noise"].spawn(2)
     neurons = initial_state(params, init_seq)
-    chunks = new_chunks(seed_states(kernel_seq, chunk_count(N)))
+    chunks = new_chunks(seed_chunk_lanes(kernel_seq, chunk_count(N)))
     # the last step's external events: a block's last step is delivered in
     # the next block
     prev_ext = np.zeros(0, dtype=np.int64)
@@ -328,7 +328,6 @@ def simulate(
                     ext_prev=prev_ext if a == 0 else ext_src[ext_ptr[a - 1] : ext_ptr[a]],
                     ext_ptr=ext_ptr[a : a + m + 1],
                     ext_src=ext_src,
-                    zig=ZIGGURAT,
                 )
                 out = buf._replace(V_mV=V[start + a : start + a + m])
                 numba.set_num_threads(n_threads)  # one part per thread (see run_block)
