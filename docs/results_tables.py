@@ -64,7 +64,7 @@ import xarray as xr
 
 from nmmval.analysis.protocol import ADEQUATE, INADEQUATE, UNDECIDED
 from nmmval.datasets import LIF
-from nmmval.figures import reason_code
+from nmmval.figures import reason_code, seed_warning
 
 #: Spike-contrast above which a cell is synchronised (MODEL.md §7, the calibration's rule)
 SYNC_MIN = 0.3
@@ -212,13 +212,15 @@ def _config(ds: xr.Dataset) -> dict:
 
 
 def run_header(label: str, ds: xr.Dataset) -> str:
-    """One line naming the run: N, T, T0, seeds, grid."""
+    """One line naming the run: N, T, T0, seeds, grid, and whether its seeds let the paired
+    difference test reach α (:func:`nmmval.figures.seed_warning`)."""
     cfg = _config(ds)
     sim = cfg["simulation"]
+    warning = seed_warning(ds.sizes["seed"], float(ds.attrs["alpha"]))
     return (
         f"{label}: run {cfg['run']}, N = {cfg['network']['N']}, T = {sim['T_ms'] / 1000:g} s, "
         f"T0 = {sim['T0_ms'] / 1000:g} s, {ds.sizes['seed']} seeds, {ds.sizes['p']} p × "
-        f"{ds.sizes['lam']} λ, α = {ds.attrs['alpha']:g}"
+        f"{ds.sizes['lam']} λ, α = {ds.attrs['alpha']:g}" + (f"; {warning}" if warning else "")
     )
 
 
@@ -316,7 +318,7 @@ def finding1(c: xr.Dataset) -> dict:
     """Finding 1: the models fit only around the onset of low-frequency synchronisation.
 
     Returns, per model: ``rows`` (λ, onset p, its kind, the p of least χ²,
-    that cell's regime), and per reading the cells it fits (``n_fit``), those
+    that χ², that cell's regime), and per reading the cells it fits (``n_fit``), those
     in the onset region (``n_fit_onset``) and the grade (:func:`grade_inside`);
     ``n_onset`` the onset region's size.
     """
@@ -328,9 +330,10 @@ def finding1(c: xr.Dataset) -> dict:
             chi2 = c.chi2.sel(mass=m, lam=lam)
             if bool(chi2.notnull().any()):
                 p_min = float(chi2.idxmin("p"))
-                rows.append((lam, p_on, kind, p_min, str(c.regime.sel(p=p_min, lam=lam).values)))
+                regime = str(c.regime.sel(p=p_min, lam=lam).values)
+                rows.append((lam, p_on, kind, p_min, float(chi2.min()), regime))
             else:
-                rows.append((lam, p_on, kind, float("nan"), ""))
+                rows.append((lam, p_on, kind, float("nan"), float("nan"), ""))
         res = {"rows": rows}
         for reading, (fits, _) in _readings(c, m).items():
             res[reading] = {
@@ -482,7 +485,8 @@ def section_findings(label: str, c: xr.Dataset) -> str:
     )
     for m in PAPER_MODELS:
         mins = "; ".join(
-            f"λ {lam:g}: p {pm:g} ({_SHORT.get(r, 'nan')})" for lam, _, _, pm, r in f1[m]["rows"]
+            f"λ {lam:g}: {_num(x, '.3f')} at p {pm:g} ({_SHORT.get(r, 'nan')})"
+            for lam, _, _, pm, x, r in f1[m]["rows"]
         )
         pa, pr = f1[m]["paper"], f1[m]["protocol"]
         out.append(
@@ -651,7 +655,7 @@ def section_finite(runs: dict[int, xr.Dataset]) -> str:
     first = fr["rows"][ns[0]]
     masses = [str(m) for m in first.mass.values]
     nlist = " / ".join(f"{n}" for n in ns)
-    head = ["p", f"E rate (Hz) N = {nlist}", "ρ ceiling", "χ² floor", *masses]
+    head = ["p", f"E rate (Hz) N = {nlist}", "ρ ceiling per N", "χ² floor per N", *masses]
     rows = []
     for p in fr["p"]:
         xs = [fr["rows"][n].sel(p=p) for n in ns]

@@ -117,7 +117,7 @@ def test_finding1_counts_and_grades(cells):
     assert f1["CFM"]["protocol"] == {"n_fit": 3, "n_fit_onset": 2, "grade": "partly"}
     assert f1["MFM"]["protocol"] == {"n_fit": 1, "n_fit_onset": 1, "grade": "reproduced"}
     assert f1["CFM"]["paper"] == {"n_fit": 2, "n_fit_onset": 1, "grade": "partly"}
-    assert f1["CFM"]["rows"][0] == (0.8, 0.3, "low-frequency", 0.3, rt.ONSET)
+    assert f1["CFM"]["rows"][0] == (0.8, 0.3, "low-frequency", 0.3, 0.01, rt.ONSET)
 
 
 def test_finding2_counts_failures_per_regime(cells):
