@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_floor:
         t0 = time.perf_counter()
+        # on the threads of the simulation (simulate restored the process's count)
+        numba.set_num_threads(result["threads"])
         floor = noise_floor(N, n_steps, args.seed)
         result["floor_s"] = floor
         result["floor_section_s"] = time.perf_counter() - t0
