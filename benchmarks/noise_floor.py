@@ -187,10 +187,10 @@ def floor_table(res: dict) -> str:
     base = {(r["threads"], r["active"]): r["s"] for r in rows if r["generator"] == TODAY}
     lines = [
         f"N = {res['N']}, {res['steps']} steps: {res['N'] * res['steps']:.0e} neuron-steps "
-        "per run; 'active': the neurons that draw (the kernel today draws for the "
+        "per run; 'active': the neurons that draw (the previous generator drew for the "
         "non-refractory ones only); ns per neuron-step",
         "",
-        "| generator | threads | active | s | ns | ns × threads | kernel today / this |",
+        "| generator | threads | active | s | ns | ns × threads | before / this |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
