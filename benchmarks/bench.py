@@ -397,6 +397,33 @@ def cell_label(row: dict) -> str:
     return f"p = {row['p']:g}, λ = {row['lam']:g}"
 
 
+def side_results(rows: list[dict]):
+    """(row, side, result) of every side that ran, rows in order, sides in ROW_ORDER."""
+    for r in rows:
+        for side in ROW_ORDER:
+            if r.get(side) is not None:
+                yield r, side, r[side]
+
+
+def time_cells(side: str, d: dict) -> list[str]:
+    """The compile, build and loop columns of one result (s)."""
+    compile_s = f_s(d["compile_s"]) if side == "brian2" else "—"
+    return [compile_s, f_s(d["build_s"]), f_s(d["loop_s"])]
+
+
+def work_cells(side: str, d: dict) -> list[str]:
+    """The columns that show equal work: neuron-steps/s, delivered spikes/s, peak RSS,
+    the E and I rates, and nmmval's noise floor."""
+    return [
+        f_e(d["neuron_steps_per_s"]),
+        f_e(d["delivered_per_s"]),
+        f_gb(d["peak_rss_bytes"]),
+        f"{d['rate_E_Hz']:.2f}",
+        f"{d['rate_I_Hz']:.2f}",
+        f_s(d.get("floor_s")) if side == "nmmval" else "",
+    ]
+
+
 def compare_table(rows: list[dict]) -> str:
     cols = [
         "cell",
@@ -418,34 +445,16 @@ def compare_table(rows: list[dict]) -> str:
         "nmmval vs faster peer, loop",
     ]
     out = md_head(cols)
-    for r in rows:
-        for side in ROW_ORDER:
-            d = r.get(side)
-            if d is None:
-                continue
-            is_n = side == "nmmval"
-            cells = [
-                cell_label(r),
-                str(r["threads"]),
-                SIDE_NAMES[side],
-                f_s(d["per_cell_s"]),
-                f_s(d["whole_s"]),
-                f_s(d["compile_s"]) if side == "brian2" else "—",
-                f_s(d["build_s"]),
-                f_s(d["loop_s"]),
-                f_e(d["neuron_steps_per_s"]),
-                f_e(d["delivered_per_s"]),
-                f_gb(d["peak_rss_bytes"]),
-                f"{d['rate_E_Hz']:.2f}",
-                f"{d['rate_I_Hz']:.2f}",
-                f_s(d.get("floor_s")) if is_n else "",
-                f"{d['loop_over_floor']:.2f}" if is_n and "loop_over_floor" in d else "",
-                f"**{peer_ratio(r, 'per_cell_s')}**"
-                if is_n and peer_ratio(r, "per_cell_s")
-                else "",
-                peer_ratio(r, "loop_s") if is_n else "",
-            ]
-            out.append("| " + " | ".join(cells) + " |")
+    for r, side, d in side_results(rows):
+        is_n = side == "nmmval"
+        cells = [cell_label(r), str(r["threads"]), SIDE_NAMES[side], f_s(d["per_cell_s"])]
+        cells += [f_s(d["whole_s"]), *time_cells(side, d), *work_cells(side, d)]
+        cells += [
+            f"{d['loop_over_floor']:.2f}" if is_n and "loop_over_floor" in d else "",
+            f"**{peer_ratio(r, 'per_cell_s')}**" if is_n and peer_ratio(r, "per_cell_s") else "",
+            peer_ratio(r, "loop_s") if is_n else "",
+        ]
+        out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
@@ -462,16 +471,12 @@ def profile_table(rows: list[dict]) -> str:
     cols = ["cell", "threads", "simulator", "whole", "import", "JIT cache / codegen", "compile"]
     cols += ["build", "loop", "rest"]
     out = md_head(cols)
-    for r in rows:
-        for side in ROW_ORDER:
-            d = r.get(side)
-            if d is None:
-                continue
-            parts = profile_parts(side, d)
-            rest = d["whole_s"] - sum(x for x in parts if x is not None)
-            cells = [cell_label(r), str(r["threads"]), SIDE_NAMES[side], f_s(d["whole_s"])]
-            cells += [f_s(x) if x is not None else "—" for x in parts]
-            out.append("| " + " | ".join(cells + [f_s(rest)]) + " |")
+    for r, side, d in side_results(rows):
+        parts = profile_parts(side, d)
+        rest = d["whole_s"] - sum(x for x in parts if x is not None)
+        cells = [cell_label(r), str(r["threads"]), SIDE_NAMES[side], f_s(d["whole_s"])]
+        cells += [f_s(x) if x is not None else "—" for x in parts]
+        out.append("| " + " | ".join(cells + [f_s(rest)]) + " |")
     return "\n".join(out)
 
 
@@ -548,32 +553,17 @@ def coba_table(rows: list[dict]) -> str:
         "nmmval vs faster peer, loop",
     ]
     out = md_head(cols)
-    for r in rows:
-        for side in ROW_ORDER:
-            d = r.get(side)
-            if d is None:
-                continue
-            is_n = side == "nmmval"
-            per_100 = 100.0 / d["T_s"]
-            cells = [
-                str(r["threads"]),
-                SIDE_NAMES[side],
-                f_s(d["whole_s"]),
-                f_s(d["compile_s"]) if side == "brian2" else "—",
-                f_s(d["build_s"]),
-                f_s(d["loop_s"]),
-                f_s(d["loop_s"] * per_100),
-                f_s(d["whole_s"] + d["loop_s"] * (per_100 - 1.0)),
-                f_e(d["neuron_steps_per_s"]),
-                f_e(d["delivered_per_s"]),
-                f_gb(d["peak_rss_bytes"]),
-                f"{d['rate_E_Hz']:.2f}",
-                f"{d['rate_I_Hz']:.2f}",
-                f_s(d.get("floor_s")) if is_n else "",
-                f"**{peer_ratio(r, 'whole_s')}**" if is_n and peer_ratio(r, "whole_s") else "",
-                peer_ratio(r, "loop_s") if is_n else "",
-            ]
-            out.append("| " + " | ".join(cells) + " |")
+    for r, side, d in side_results(rows):
+        is_n = side == "nmmval"
+        per_100 = 100.0 / d["T_s"]
+        cells = [str(r["threads"]), SIDE_NAMES[side], f_s(d["whole_s"]), *time_cells(side, d)]
+        cells += [f_s(d["loop_s"] * per_100), f_s(d["whole_s"] + d["loop_s"] * (per_100 - 1.0))]
+        cells += [
+            *work_cells(side, d),
+            f"**{peer_ratio(r, 'whole_s')}**" if is_n and peer_ratio(r, "whole_s") else "",
+            peer_ratio(r, "loop_s") if is_n else "",
+        ]
+        out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 

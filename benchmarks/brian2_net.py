@@ -59,24 +59,22 @@ import time
 T_PROCESS = time.perf_counter()
 
 import argparse  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
 import shutil  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from procstat import parse_cells, vm_hwm_bytes  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
+from procstat import (  # noqa: E402
+    add_network_options,
+    emit,
+    exit_frozen,
+    parse_cells,
+    vm_hwm_bytes,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(HERE.parent / "config" / "paper.yaml"))
+    add_network_options(ap)
     ap.add_argument("--cells", nargs="+", required=True, metavar="P:LAM", help="cells to run")
-    ap.add_argument("--N", type=int, default=10_000)
-    ap.add_argument("--T-ms", type=float, default=1000.0)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="openmp_threads of the build")
     ap.add_argument("--build-dir", required=True, help="deleted first: every build compiles anew")
     args = ap.parse_args(argv)
@@ -235,14 +233,9 @@ def main(argv: list[str] | None = None) -> int:
             "peak_rss_python_bytes": rss_python,
         }
         result["accounting_s"] = time.perf_counter() - t0
-        print("BENCH_RESULT " + json.dumps(result), flush=True)
+        emit(result)
     return 0
 
 
 if __name__ == "__main__":
-    code = main()
-    # As nmmval's console script does (nmmval.cli.run), and on every side
-    # alike: exit without the garbage collector's passes over the objects
-    # the libraries keep for the life of the process (benchmarks/README.md).
-    gc.freeze()
-    sys.exit(code)
+    exit_frozen(main)

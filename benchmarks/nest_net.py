@@ -58,16 +58,10 @@ import time
 T_PROCESS = time.perf_counter()
 
 import argparse  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-from procstat import vm_hwm_bytes  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
+from procstat import add_network_options, emit, exit_frozen, vm_hwm_bytes  # noqa: E402
 
 
 def noise_std_pA(C_pF: float, Q_mV2ms: float, tau_m_ms: float, dt_ms: float) -> float:
@@ -78,12 +72,9 @@ def noise_std_pA(C_pF: float, Q_mV2ms: float, tau_m_ms: float, dt_ms: float) -> 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(HERE.parent / "config" / "paper.yaml"))
+    add_network_options(ap)
     ap.add_argument("--p", type=float, required=True)
     ap.add_argument("--lam", type=float, default=0.8)
-    ap.add_argument("--N", type=int, default=10_000)
-    ap.add_argument("--T-ms", type=float, default=1000.0)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="local_num_threads")
     args = ap.parse_args(argv)
 
@@ -214,14 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_bytes": rss,
     }
     result["accounting_s"] = time.perf_counter() - t0
-    print("BENCH_RESULT " + json.dumps(result), flush=True)
+    emit(result)
     return 0
 
 
 if __name__ == "__main__":
-    code = main()
-    # As nmmval's console script does (nmmval.cli.run), and on every side
-    # alike: exit without the garbage collector's passes over the objects
-    # the libraries keep for the life of the process (benchmarks/README.md).
-    gc.freeze()
-    sys.exit(code)
+    exit_frozen(main)

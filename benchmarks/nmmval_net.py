@@ -20,15 +20,11 @@ import time
 T_PROCESS = time.perf_counter()  # as early as possible: import time is measured from here
 
 import argparse  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import prange  # noqa: E402
-from procstat import vm_hwm_bytes  # noqa: E402
+from procstat import add_network_options, emit, exit_frozen, vm_hwm_bytes  # noqa: E402
 
 from nmmval import config as nconfig  # noqa: E402
 
@@ -44,12 +40,9 @@ IMPORT_S = time.perf_counter() - T_PROCESS
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(Path(__file__).parents[1] / "config" / "paper.yaml"))
+    add_network_options(ap)
     ap.add_argument("--p", type=float, required=True)
     ap.add_argument("--lam", type=float, default=0.8)
-    ap.add_argument("--N", type=int, default=10_000)
-    ap.add_argument("--T-ms", type=float, default=1000.0)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="Numba threads; 0: nmmval's own default")
     ap.add_argument("--no-floor", action="store_true", help="skip the noise-floor measurement")
     ap.add_argument(
@@ -124,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         floor = noise_floor(N, n_steps, args.seed)
         result["floor_s"] = floor
         result["floor_section_s"] = time.perf_counter() - t0
-    print("BENCH_RESULT " + json.dumps(result), flush=True)
+    emit(result)
     return 0
 
 
@@ -174,9 +167,4 @@ def _floor_kernel(state, N, n_steps, n_parts):
 
 
 if __name__ == "__main__":
-    code = main()
-    # As nmmval's console script does (nmmval.cli.run), and on both sides
-    # alike: exit without the garbage collector's passes over the objects
-    # the libraries keep for the life of the process (benchmarks/README.md).
-    gc.freeze()
-    sys.exit(code)
+    exit_frozen(main)
