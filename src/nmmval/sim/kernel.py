@@ -500,17 +500,19 @@ def _deliver(t, par, src, e0, e1, neurons, chunks, wiring, spike_words, rows, va
     targets, split = wiring.targets, wiring.split
     ext_targets, ext_split = wiring.ext_targets, wiring.ext_split
     lo, hi = wiring.bounds[t], wiring.bounds[t + 1]
-    n_spk = 0
-    load = 0
-    for c in range(n_spikes.shape[0]):
-        n_spk += n_spikes[c, 0]
-        for q in range(n_spikes[c, 0]):
-            i = spikes[c, q]
-            load += split[i, t + 1] - split[i, t]
     bits = wiring.in_bits
-    weight = wiring.dense_cost * (hi - lo)
-    # fewest words n_spk spikes can occupy: if even those cost more, scatter
-    dense = bits.shape[0] > 0 and weight * ((n_spk + WORD_BITS - 1) // WORD_BITS) < load
+    dense = bits.shape[0] > 0  # without the bits, scatter: no cost to weigh
+    if dense:
+        n_spk = 0
+        load = 0
+        for c in range(n_spikes.shape[0]):
+            n_spk += n_spikes[c, 0]
+            for q in range(n_spikes[c, 0]):
+                i = spikes[c, q]
+                load += split[i, t + 1] - split[i, t]
+        weight = wiring.dense_cost * (hi - lo)
+        # fewest words n_spk spikes can occupy: if even those cost more, scatter
+        dense = weight * ((n_spk + WORD_BITS - 1) // WORD_BITS) < load
     if dense:
         spike_words[:] = 0
         for c in range(n_spikes.shape[0]):
