@@ -3,6 +3,7 @@
 import math
 
 import neo
+import numba
 import numpy as np
 import pytest
 import quantities as pq
@@ -68,7 +69,23 @@ def _cases():
     )
     t, i = _poisson(rng, 15, 20.0, 1500.0)
     cases["unsorted input"] = (t[::-1].copy(), i[::-1].copy(), 15, 0.0, 1500.0)
+    cases["bursts and long gaps on the 0.1 ms grid"] = (*_bursty(rng, 12, 3000.0), 12, 0.0, 3000.0)
     return cases
+
+
+def _bursty(rng, n_neurons, t_stop_ms):
+    """Trains of bursts (2-30 spikes 0.1-2 ms apart) separated by gaps of 1-800 ms, on
+    the simulation's 0.1 ms grid, so that many spikes share a half-bin, many lie on an
+    edge and gaps longer than every bin size occur."""
+    times, ids = [], []
+    for n in range(n_neurons):
+        t = rng.uniform(0.0, 50.0)
+        while t < t_stop_ms:
+            burst = t + np.cumsum(rng.uniform(0.1, 2.0, rng.integers(2, 31)))
+            times.append(np.round(burst[burst <= t_stop_ms] * 10.0) / 10.0)
+            ids.append(np.full(times[-1].size, n))
+            t = burst[-1] + rng.choice([1.0, 10.0, 100.0, 800.0]) * rng.uniform(0.5, 1.0)
+    return np.concatenate(times), np.concatenate(ids)
 
 
 CASES = _cases()
@@ -123,8 +140,24 @@ def test_invalid_arguments():
         spike_contrast(t, np.array([0, 5]), 2, 0.0, 100.0)
 
 
+def test_same_value_at_any_thread_count():
+    """Trains run in blocks, one per thread; the counts are integers, so the value is the
+    same bits for one thread and for every thread Numba has."""
+    times_ms, ids, n_neurons, t_start_ms, t_stop_ms = CASES[
+        "bursts and long gaps on the 0.1 ms grid"
+    ]
+    values = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba.set_num_threads(threads)
+        try:
+            values.append(spike_contrast(times_ms, ids, n_neurons, t_start_ms, t_stop_ms, 1.0))
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert values[0] == values[1]
+
+
 def test_network_scale_completes():
-    """3·10⁶ spikes of 10 000 neurons over a 27 s window (about 2 s on 2 cores)."""
+    """3·10⁶ spikes of 10 000 neurons over a 27 s window."""
     rng = np.random.default_rng(5)
     n = 3_000_000
     times_ms = np.sort(rng.uniform(3000.0, 30000.0, n))

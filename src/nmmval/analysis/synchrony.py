@@ -14,9 +14,16 @@
   below the smallest;
 - silent trains count in N.
 
-The histograms of all trains are never built: for each bin size one pass over
-the spikes, sorted by (neuron, time), counts the spikes per half-bin and the
-distinct active trains per overlapping bin. Bin sizes run in parallel.
+The histograms of all trains are never built. For each bin size the pooled
+counts θ_k come from the time-sorted spikes by bisection at the half-bin
+edges, which gives Σ θ_k and Σ |θ_{k+1} − θ_k|. The remaining sum Σ n_k θ_k,
+n_k the number of distinct trains in bin k, is taken train by train as what
+the train misses: an active train adds Σ θ_k over all bins minus θ_k over
+the bins without one of its spikes, and such bins lie before its first
+spike, after its last, or inside an inter-spike gap longer than the bin.
+A train therefore costs its long gaps, not its spikes times the bin sizes;
+all counts are integers, so the result is the same bits in any order.
+Trains run in parallel.
 """
 
 from __future__ import annotations
@@ -24,15 +31,35 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 
 @njit(cache=True)
-def _isi_min(times_ms, ids):
+def _group_by_train(times_ms, ids, n_trains):
+    """Counting sort of spike times by train id, keeping the time order within each train.
+
+    Returns the grouped times and the trains' offsets: train j's spikes are
+    ``[train_start[j], train_start[j + 1])``.
+    """
+    train_start = np.zeros(n_trains + 1, dtype=np.int64)
+    for i in range(ids.shape[0]):
+        train_start[ids[i] + 1] += 1
+    for j in range(n_trains):
+        train_start[j + 1] += train_start[j]
+    fill = train_start[:-1].copy()
+    grouped_ms = np.empty_like(times_ms)
+    for i in range(ids.shape[0]):
+        grouped_ms[fill[ids[i]]] = times_ms[i]
+        fill[ids[i]] += 1
+    return grouped_ms, train_start
+
+
+@njit(cache=True)
+def _isi_min(times_ms, train_start):
     """Smallest difference between consecutive spikes of the same train (inf if none)."""
     best = np.inf
-    for i in range(1, times_ms.shape[0]):
-        if ids[i] == ids[i - 1]:
+    for j in range(train_start.shape[0] - 1):
+        for i in range(train_start[j] + 1, train_start[j + 1]):
             d = times_ms[i] - times_ms[i - 1]
             if d < best:
                 best = d
@@ -40,79 +67,84 @@ def _isi_min(times_ms, ids):
 
 
 @njit(cache=True)
-def _group_by_train(times_ms, ids, n_trains):
-    """Counting sort of spikes by train id, keeping the time order within each train."""
-    start = np.zeros(n_trains + 1, dtype=np.int64)
-    for i in range(ids.shape[0]):
-        start[ids[i] + 1] += 1
-    for j in range(n_trains):
-        start[j + 1] += start[j]
-    grouped_ms = np.empty_like(times_ms)
-    grouped_ids = np.empty_like(ids)
-    for i in range(ids.shape[0]):
-        j = start[ids[i]]
-        grouped_ms[j] = times_ms[i]
-        grouped_ids[j] = ids[i]
-        start[ids[i]] = j + 1
-    return grouped_ms, grouped_ids
+def _half_bin(t, edges):
+    """The half-bin h of a time t in [edges[0], edges[-1]]: edges[h] <= t < edges[h + 1],
+    the last half-bin closed (as ``numpy.histogram``)."""
+    n_half = edges.shape[0] - 1
+    if t >= edges[n_half]:
+        return n_half - 1
+    h = min(max(int((t - edges[0]) / (edges[n_half] - edges[0]) * n_half), 0), n_half - 1)
+    while edges[h] > t:
+        h -= 1
+    while edges[h + 1] <= t:
+        h += 1
+    return h
+
+
+@njit(cache=True)
+def _range_sum(cum, a, b):
+    """Σ θ_k for k in [a, b] from the cumulative sums ``cum`` (0 if the range is empty)."""
+    if b < a:
+        return 0
+    return cum[b + 1] - cum[a]
 
 
 @njit(cache=True, parallel=True)
-def _bin_sums(times_ms, ids, edges_ms, offsets, out):
-    """For each bin size b, write Σ n_k θ_k, Σ θ_k and Σ |θ_{k+1} - θ_k| to ``out[b]``.
+def _missed_sums(times_ms, train_start, edges_ms, offsets, cum_theta, bin_ms, n_blocks):
+    """Per bin size b: the trains with a spike in its range, and Σ θ_k over their silent bins.
 
-    ``edges_ms[offsets[b]:offsets[b + 1]]`` are the half-bin edges of bin size b.
-    θ_k is the number of spikes and n_k the number of distinct trains in the
-    overlapping bin k = half-bins k and k + 1. Spikes must be sorted by (id, time).
+    ``edges_ms[offsets[b]:offsets[b + 1]]`` are the half-bin edges of bin size
+    ``bin_ms[b]`` (decreasing), ``cum_theta[offsets[b] - b:offsets[b + 1] - b]``
+    the cumulative sums of its pooled counts θ_k of the overlapping bins k
+    (half-bins k and k + 1). A train is active in bin k if one of its spikes
+    lies in half-bin k or k + 1; between consecutive spikes in half-bins h < h'
+    it is silent in bins h + 1 ... h' − 2, which needs a gap longer than the
+    bin (so only those gaps are visited, with a slack of 1e-6 for the rounding
+    of the edges). Spikes must be grouped by train (``train_start``) and
+    time-sorted within each. Trains run in ``n_blocks`` blocks, each with its
+    own sums (integers: the same result for any block count).
+
+    Returns
+    -------
+    n_active : numpy.ndarray of int64, shape (n_sizes,)
+    missed : numpy.ndarray of int64, shape (n_sizes,)
     """
-    n_spikes = times_ms.shape[0]
-    for b in prange(offsets.shape[0] - 1):
-        edges = edges_ms[offsets[b] : offsets[b + 1]]
-        n_edges = edges.shape[0]
-        n_half = n_edges - 1
-        n_bins = n_half - 1
-        first = edges[0]
-        last = edges[n_edges - 1]
-        step = (last - first) / n_half
-        half_counts = np.zeros(n_half, dtype=np.int64)
-        active = np.zeros(max(n_bins, 0), dtype=np.int64)
-        prev_id = -1
-        last_bin = -1
-        for i in range(n_spikes):
-            t = times_ms[i]
-            if t < first or t > last:
-                continue
-            if t == last:
-                h = n_half - 1
-            else:
-                h = min(max(int((t - first) / step), 0), n_half - 1)
-                while edges[h] > t:
-                    h -= 1
-                while edges[h + 1] <= t:
-                    h += 1
-            half_counts[h] += 1
-            if ids[i] != prev_id:
-                prev_id = ids[i]
-                last_bin = -1
-            # half-bin h lies in the overlapping bins h - 1 and h
-            for k in range(h - 1, h + 1):
-                if 0 <= k < n_bins and k > last_bin:
-                    active[k] += 1
-                    last_bin = k
-        weighted = 0
-        total = 0
-        contrast = 0
-        previous = 0
-        for k in range(n_bins):
-            theta = half_counts[k] + half_counts[k + 1]
-            weighted += active[k] * theta
-            total += theta
-            if k > 0:
-                contrast += abs(theta - previous)
-            previous = theta
-        out[b, 0] = weighted
-        out[b, 1] = total
-        out[b, 2] = contrast
+    n_trains = train_start.shape[0] - 1
+    n_sizes = offsets.shape[0] - 1
+    n_active = np.zeros((n_blocks, n_sizes), dtype=np.int64)
+    missed = np.zeros((n_blocks, n_sizes), dtype=np.int64)
+    for block in prange(n_blocks):
+        for j in range(block * n_trains // n_blocks, (block + 1) * n_trains // n_blocks):
+            for b in range(n_sizes):
+                edges = edges_ms[offsets[b] : offsets[b + 1]]
+                cum = cum_theta[offsets[b] - b : offsets[b + 1] - b - 1]
+                n_bins = edges.shape[0] - 2
+                lo = train_start[j]
+                hi = train_start[j + 1]
+                while lo < hi and times_ms[lo] < edges[0]:
+                    lo += 1
+                while hi > lo and times_ms[hi - 1] > edges[n_bins + 1]:
+                    hi -= 1
+                if lo == hi:
+                    continue
+                n_active[block, b] += 1
+                h_first = _half_bin(times_ms[lo], edges)
+                h_last = _half_bin(times_ms[hi - 1], edges)
+                missed[block, b] += _range_sum(cum, 0, h_first - 2)
+                missed[block, b] += _range_sum(cum, h_last + 1, n_bins - 1)
+            # the gaps: a gap longer than bin b is longer than every smaller bin too
+            for i in range(train_start[j] + 1, train_start[j + 1]):
+                gap_ms = (times_ms[i] - times_ms[i - 1]) * (1.0 + 1e-6)
+                b = n_sizes - 1
+                while b >= 0 and bin_ms[b] < gap_ms:
+                    edges = edges_ms[offsets[b] : offsets[b + 1]]
+                    if times_ms[i - 1] >= edges[0] and times_ms[i] <= edges[edges.shape[0] - 1]:
+                        cum = cum_theta[offsets[b] - b : offsets[b + 1] - b - 1]
+                        h = _half_bin(times_ms[i - 1], edges)
+                        h_next = _half_bin(times_ms[i], edges)
+                        missed[block, b] += _range_sum(cum, h + 1, h_next - 2)
+                    b -= 1
+    return n_active.sum(axis=0), missed.sum(axis=0)
 
 
 def spike_contrast(
@@ -177,15 +209,18 @@ def spike_contrast(
     t_start_ms = float(t_start_ms)
     t_stop_ms = float(t_stop_ms)
 
-    keep = (times_ms >= t_start_ms) & (times_ms <= t_stop_ms)
-    times_ms = times_ms[keep]
-    ids = ids[keep].astype(np.int64)
     if np.any(times_ms[1:] < times_ms[:-1]):
         order = np.argsort(times_ms, kind="stable")
         times_ms, ids = times_ms[order], ids[order]
-    times_ms, ids = _group_by_train(times_ms, ids, n_neurons)
+    window = slice(
+        np.searchsorted(times_ms, t_start_ms, side="left"),
+        np.searchsorted(times_ms, t_stop_ms, side="right"),
+    )
+    times_ms = times_ms[window]
+    ids = ids[window].astype(np.int64, copy=False)
+    grouped_ms, train_start = _group_by_train(times_ms, ids, n_neurons)
 
-    isi_min_ms = _isi_min(times_ms, ids)
+    isi_min_ms = _isi_min(grouped_ms, train_start)
     if not math.isfinite(isi_min_ms):
         return math.nan
     bin_min_ms = max(isi_min_ms / 2, min_bin_ms)
@@ -198,18 +233,37 @@ def spike_contrast(
     lo_ms = t_start_ms - isi_min_ms
     hi_ms = t_stop_ms + isi_min_ms
 
-    edge_sets = []
+    bins_ms, edge_sets, cum_sets = [], [], []
+    weighted_total_contrast = []
     bin_ms = bin_max_ms
     while bin_ms >= bin_min_ms:
         step_ms = bin_ms / 2
-        edge_sets.append(np.arange(lo_ms, hi_ms + step_ms, step_ms))
+        edges = np.arange(lo_ms, hi_ms + step_ms, step_ms)
+        # pooled spikes per half-bin (numpy.histogram's bins: half-open, the last closed)
+        below = np.searchsorted(times_ms, edges, side="left")
+        below[-1] = np.searchsorted(times_ms, edges[-1], side="right")
+        half = np.diff(below)
+        theta = half[:-1] + half[1:]
+        bins_ms.append(bin_ms)
+        edge_sets.append(edges)
+        cum_sets.append(np.concatenate(([0], np.cumsum(theta))))
+        weighted_total_contrast.append((theta.sum(), np.abs(np.diff(theta)).sum()))
         bin_ms *= shrink
     offsets = np.zeros(len(edge_sets) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([e.size for e in edge_sets])
-    sums = np.zeros((len(edge_sets), 3), dtype=np.int64)
-    _bin_sums(times_ms, ids, np.concatenate(edge_sets), offsets, sums)
+    n_active, missed = _missed_sums(
+        grouped_ms,
+        train_start,
+        np.concatenate(edge_sets),
+        offsets,
+        np.concatenate(cum_sets),
+        np.array(bins_ms),
+        max(1, min(get_num_threads(), n_neurons)),
+    )
+    total, contrast_sum = np.array(weighted_total_contrast, dtype=np.int64).T
+    weighted = n_active * total - missed
 
     n_spikes = times_ms.size
-    active = (sums[:, 0] / sums[:, 1] - 1) / (n_neurons - 1)
-    contrast = sums[:, 2] / (2 * n_spikes)
+    active = (weighted / total - 1) / (n_neurons - 1)
+    contrast = contrast_sum / (2 * n_spikes)
     return float(np.max(contrast * active))
