@@ -12,7 +12,8 @@
 # Snakemake reads profiles/default (cores: all) by itself: no -c needed.
 
 
-configfile: "config/config.yaml"
+# next to this Snakefile, so that --directory (results elsewhere) finds it too
+configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

@@ -73,6 +73,14 @@ def test_paper_dry_run_builds_the_1050_cell_dag(tmp_path):
     assert not (tmp_path / "results").exists(), "a dry run must not write results"
 
 
+def test_default_run_plans_in_another_directory(tmp_path):
+    """`snakemake --directory DIR` with no config file (the quick run, results in DIR):
+    the Snakefile's config file is found next to it, not in DIR."""
+    res = _snakemake(tmp_path, "-n", "--quiet", "rules")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _job_counts(res.stdout + res.stderr).get("figures") == 1
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [
