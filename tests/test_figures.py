@@ -11,6 +11,7 @@ so the figures meet every case they draw.
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -204,12 +205,12 @@ def test_diagnostic_page_gives_an_outlier_its_own_axis_and_names_the_divergence(
 
 # ------------------------------------------------------------------ pure helpers
 def test_own_axis_takes_the_models_outside_the_widened_lif_range():
-    lif = np.array([-60.0, -50.0])  # range [-70, -40] after widening by the span
+    lif = np.array([-60.0, -50.0])  # range [-80, -30] after widening by twice the span
     window = {
         LIF: lif,
-        "IN": np.array([-69.0, -41.0]),
-        "HIGH": np.array([-55.0, 540.0]),
-        "LOW": np.array([-71.0, -60.0]),
+        "IN": np.array([-79.0, -31.0]),
+        "HIGH": np.array([-55.0, -29.0]),
+        "LOW": np.array([-81.0, -60.0]),
         "GONE": np.array([np.nan, np.nan]),
         "PARTLY": np.array([-55.0, np.nan]),
     }
@@ -287,3 +288,17 @@ def test_boundary_is_closed_and_inset():
             ends = [tuple(np.round(pt, 9)) for seg in segs for pt in seg]
             _, counts = np.unique(ends, axis=0, return_counts=True)
             assert (counts % 2 == 0).all(), (region, inset)
+
+
+@pytest.mark.parametrize("width", [12, 20, 33, 40, 80])
+def test_titles_wrap_in_balanced_lines(width):
+    """A title wraps in as many lines as a greedy wrap to the width needs, none longer
+    than the width, and the lines differ by less than a word: no lone last word (the
+    one-panel synchrony title used to end in 'network' alone)."""
+    text = "Spike-contrast synchrony of the LIF network, run quick: N = 2000, T = 3 s"
+    lines = figures._balanced_fill(text, width).split("\n")
+    assert len(lines) == len(textwrap.wrap(text, width))
+    assert max(map(len, lines)) <= width
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")  # only breaks added
+    longest_word = max(map(len, text.split()))
+    assert max(map(len, lines)) - min(map(len, lines)) <= longest_word + 1

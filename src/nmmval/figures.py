@@ -144,7 +144,7 @@ def _mesh(ax, p, lam, z, cmap, norm, cbar_label, fig):
         mesh = ax.pcolormesh(xc, yc, z, shading="nearest", cmap=cmap, norm=norm)
     else:  # "nearest" cannot infer the width of a single cell
         mesh = ax.pcolormesh(xe, ye, z, shading="flat", cmap=cmap, norm=norm)
-    fig.colorbar(mesh, ax=ax, label=textwrap.fill(cbar_label, CBAR_LABEL_WIDTH), pad=0.02)
+    fig.colorbar(mesh, ax=ax, label=_balanced_fill(cbar_label, CBAR_LABEL_WIDTH), pad=0.02)
     _grid_axes(ax, p, lam)
     return mesh
 
@@ -364,10 +364,20 @@ def _mark_colourbar(ax, value: float, style: Outline) -> bool:
 TITLE_CHARS_PER_INCH = 11
 
 
+def _balanced_fill(text: str, width: int) -> str:
+    """``text`` wrapped to at most ``width`` characters a line in as few lines as a greedy
+    wrap needs, with the lines of about equal length (no lone last word)."""
+    n_lines = len(textwrap.wrap(text, width)) or 1
+    balanced = max(1, -(-len(text) // n_lines))
+    while len(textwrap.wrap(text, balanced)) > n_lines:  # ends at width at the latest
+        balanced += 1
+    return textwrap.fill(text, balanced)
+
+
 def _suptitle(fig, text: str) -> None:
     """The figure's title, each line wrapped to the figure's width so that none is clipped."""
     width = max(20, int(fig.get_figwidth() * TITLE_CHARS_PER_INCH))
-    lines = [textwrap.fill(line, width) for line in text.splitlines()]
+    lines = [_balanced_fill(line, width) for line in text.splitlines()]
     fig.suptitle("\n".join(lines), fontsize="medium")
 
 
@@ -388,7 +398,7 @@ def _heatmap_figure(cube, panels, title, subtitle, ncols=3, footer=0.0):
     for ax, (panel_title, field, cmap, norm, cbar_label) in zip(axes.flat, panels, strict=False):
         _mesh(ax, p, lam, field, cmap, norm, cbar_label, fig)
         # the colour bar takes about a fifth of the panel's width
-        ax.set_title(textwrap.fill(panel_title, max(16, int(0.8 * w * TITLE_CHARS_PER_INCH))))
+        ax.set_title(_balanced_fill(panel_title, max(16, int(0.8 * w * TITLE_CHARS_PER_INCH))))
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     _suptitle(fig, f"{title}\n{subtitle}")
@@ -1021,10 +1031,12 @@ def _models() -> tuple[str, ...]:
 def own_axis(window: dict[str, np.ndarray]) -> list[str]:
     """The mass models whose trace leaves the network's range: each gets an axis of its own.
 
-    The range is the LIF trace's [min, max] widened by its span on either side;
-    a trace with a finite value outside it (e.g. the CFM's mean far above
-    threshold at high rates, MODEL.md §5.1) would flatten the LIF trace on a
-    shared axis.
+    The range is the LIF trace's [min, max] widened by twice its span on
+    either side, so that on a shared axis the LIF trace keeps at least a fifth
+    of the height; a trace with a finite value outside it (e.g. the CFM's mean
+    far above threshold at high rates, MODEL.md §5.1) would flatten the LIF
+    trace there. A model that overshoots the LIF's peaks by less stays on the
+    LIF's axis, where the overshoot can be read against it.
 
     Parameters
     ----------
@@ -1042,7 +1054,11 @@ def own_axis(window: dict[str, np.ndarray]) -> list[str]:
     out = []
     for m, v in window.items():
         finite = v[np.isfinite(v)]
-        if m != LIF and finite.size and (finite.min() < lo - span or finite.max() > hi + span):
+        if (
+            m != LIF
+            and finite.size
+            and (finite.min() < lo - 2 * span or finite.max() > hi + 2 * span)
+        ):
             out.append(m)
     return out
 
@@ -1110,7 +1126,7 @@ def diagnostic_page(params, cell: xr.Dataset, time_ms, traces: dict, seed: int):
         f"seed {seed}: LIF mean potential and the mass models driven by its input\n"
         "legend: mean ± sd of V over [T0, T), seed means"
     )
-    trace_axes[0].set_ylabel(textwrap.fill(label("network", "V"), 20))
+    trace_axes[0].set_ylabel(_balanced_fill(label("network", "V"), 20))
     for m in own:
         axis_of[m].set_ylabel(f"{m}: V (mV)")
     for ax in trace_axes:
