@@ -302,3 +302,13 @@ def test_titles_wrap_in_balanced_lines(width):
     assert "".join(lines).replace(" ", "") == text.replace(" ", "")  # only breaks added
     longest_word = max(map(len, text.split()))
     assert max(map(len, lines)) - min(map(len, lines)) <= longest_word + 1
+
+
+def test_diagnostic_span_shows_ten_cycles_within_bounds():
+    """1 s of a slow rhythm, 10 periods of a 40 Hz one, 100 ms of fast synchrony; 1 s
+    where the median frequency is unknown."""
+    assert figures.diagnostic_span_ms(4.4) == figures.DIAGNOSTIC_SPAN_MS == 1000.0
+    assert figures.diagnostic_span_ms(40.0) == pytest.approx(250.0)
+    assert figures.diagnostic_span_ms(313.8) == figures.DIAGNOSTIC_MIN_SPAN_MS == 100.0
+    assert figures.diagnostic_span_ms(float("nan")) == 1000.0
+    assert figures.diagnostic_span_ms(0.0) == 1000.0

@@ -69,8 +69,11 @@ from nmmval.config import Params  # noqa: E402
 from nmmval.datasets import COORDS, LIF, label  # noqa: E402
 from nmmval.models import fitted  # noqa: E402
 
-#: length of the time series on a diagnostic page (ms)
+#: longest and shortest time series on a diagnostic page (ms), and the cycles of the
+#: LIF's median frequency it shows in between (:func:`diagnostic_span_ms`)
 DIAGNOSTIC_SPAN_MS = 1000.0
+DIAGNOSTIC_MIN_SPAN_MS = 100.0
+DIAGNOSTIC_CYCLES = 10
 #: characters per line of a colour bar's label (longer ones wrap: it must fit a short panel)
 CBAR_LABEL_WIDTH = 30
 #: colour of a heat-map cell without a value (NaN)
@@ -1082,16 +1085,31 @@ def _divergence_notes(cell: xr.Dataset, seed: int) -> list[str]:
     return notes
 
 
+def diagnostic_span_ms(median_freq_Hz: float) -> float:
+    """How much of the analysis window a diagnostic page shows (ms).
+
+    :data:`DIAGNOSTIC_CYCLES` periods of the LIF's median frequency, within
+    [:data:`DIAGNOSTIC_MIN_SPAN_MS`, :data:`DIAGNOSTIC_SPAN_MS`]: 1 s of a
+    slow rhythm, but 100 ms of fast synchrony (~160 Hz), whose waveform and
+    phase a 1 s trace turns into a solid band. The longest span where the
+    median frequency is unknown.
+    """
+    if not np.isfinite(median_freq_Hz) or median_freq_Hz <= 0:
+        return DIAGNOSTIC_SPAN_MS
+    cycles_ms = DIAGNOSTIC_CYCLES * 1000.0 / median_freq_Hz
+    return float(np.clip(cycles_ms, DIAGNOSTIC_MIN_SPAN_MS, DIAGNOSTIC_SPAN_MS))
+
+
 def diagnostic_page(params, cell: xr.Dataset, time_ms, traces: dict, seed: int):
     """The diagnostic page of one cell from its traces (:func:`fig_diagnostic` reads them).
 
-    Top: the LIF potential over :data:`DIAGNOSTIC_SPAN_MS` of the analysis
-    window with the mass models inside its range; below it, each model that
-    leaves the range on its own y-scale (:func:`own_axis`); a model that
-    diverged in this seed is named with the time (MODEL.md §5.1). Legend: the
-    seed means of each model's mean and sd of V. Bottom: the seed-mean
-    spectra, titled with each mass model's χ² and verdict (§6.3) and the
-    cell's noise ceiling and χ² floor.
+    Top: the LIF potential over the start of the analysis window
+    (:func:`diagnostic_span_ms` of its median frequency) with the mass models
+    inside its range; below it, each model that leaves the range on its own
+    y-scale (:func:`own_axis`); a model that diverged in this seed is named
+    with the time (MODEL.md §5.1). Legend: the seed means of each model's
+    mean and sd of V. Bottom: the seed-mean spectra, titled with each mass
+    model's χ² and verdict (§6.3) and the cell's noise ceiling and χ² floor.
 
     Parameters
     ----------
@@ -1107,7 +1125,8 @@ def diagnostic_page(params, cell: xr.Dataset, time_ms, traces: dict, seed: int):
     """
     sim = params.simulation
     t = np.asarray(time_ms)
-    in_window = (t >= sim.T0_ms) & (t < min(sim.T_ms, sim.T0_ms + DIAGNOSTIC_SPAN_MS))
+    span_ms = diagnostic_span_ms(float(cell["median_freq_Hz"].sel(model=LIF)))
+    in_window = (t >= sim.T0_ms) & (t < min(sim.T_ms, sim.T0_ms + span_ms))
     window = {m: np.asarray(v)[in_window] for m, v in traces.items()}
     own = own_axis(window)
     heights = [2.4] + [1.3] * len(own) + [3.0]
