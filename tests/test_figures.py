@@ -312,3 +312,16 @@ def test_diagnostic_span_shows_ten_cycles_within_bounds():
     assert figures.diagnostic_span_ms(313.8) == figures.DIAGNOSTIC_MIN_SPAN_MS == 100.0
     assert figures.diagnostic_span_ms(float("nan")) == 1000.0
     assert figures.diagnostic_span_ms(0.0) == 1000.0
+
+
+def test_assumptions_explain_cells_without_a_value_only_where_there_are_some(params, synthetic):
+    """The closure error of I cells has no value at λ = 1 (no I cells): the legend says so;
+    a cube without an empty cell gets no such entry."""
+    ds = synthetic.copy(deep=True)
+    ds["closure_error_mV"][:] = 0.1
+    assert not any("no value" in t for t in _legend_texts(figures.fig_assumptions(params, ds)))
+    ds["closure_error_mV"].loc[dict(population="I", lam=0.9)] = np.nan
+    assert any(
+        "no I cells at λ = 1" in t for t in _legend_texts(figures.fig_assumptions(params, ds))
+    )
+    plt.close("all")

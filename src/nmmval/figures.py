@@ -1014,6 +1014,12 @@ def fig_assumptions(params, cube):
                 f"({'line on the colour bar; ' if marked else ''}cells: {n}/{p.size * lam.size})",
             )
         ],
+        no_value=(
+            "no value: a population without cells (no I cells at λ = 1) or a measure "
+            "undefined there (a silent network)"
+            if any(np.isnan(field).any() for _, field, *_ in panels)
+            else ""
+        ),
     )
     return fig
 
