@@ -12,8 +12,12 @@
 # Snakemake reads profiles/default (cores: all) by itself: no -c needed.
 
 
-# next to this Snakefile, so that --directory (results elsewhere) finds it too
-configfile: f"{workflow.basedir}/config/config.yaml"
+# The quick config, unless config files are given on the command line: then a key
+# they leave out takes the schema's default (the paper's network), not the quick
+# value. Next to this Snakefile, so that --directory (results elsewhere) finds it.
+if not workflow.overwrite_configfiles:
+
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
