@@ -233,8 +233,7 @@ def spike_contrast(
     lo_ms = t_start_ms - isi_min_ms
     hi_ms = t_stop_ms + isi_min_ms
 
-    bins_ms, edge_sets, cum_sets = [], [], []
-    weighted_total_contrast = []
+    bins_ms, edge_sets, cum_sets, sums = [], [], [], []
     bin_ms = bin_max_ms
     while bin_ms >= bin_min_ms:
         step_ms = bin_ms / 2
@@ -247,7 +246,7 @@ def spike_contrast(
         bins_ms.append(bin_ms)
         edge_sets.append(edges)
         cum_sets.append(np.concatenate(([0], np.cumsum(theta))))
-        weighted_total_contrast.append((theta.sum(), np.abs(np.diff(theta)).sum()))
+        sums.append((theta.sum(), np.abs(np.diff(theta)).sum()))  # Σ θ_k, Σ |θ_{k+1} − θ_k|
         bin_ms *= shrink
     offsets = np.zeros(len(edge_sets) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([e.size for e in edge_sets])
@@ -260,7 +259,7 @@ def spike_contrast(
         np.array(bins_ms),
         max(1, min(get_num_threads(), n_neurons)),
     )
-    total, contrast_sum = np.array(weighted_total_contrast, dtype=np.int64).T
+    total, contrast_sum = np.array(sums, dtype=np.int64).T
     weighted = n_active * total - missed
 
     n_spikes = times_ms.size
