@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from procstat import parse_cells
+from procstat import RESULT_PREFIX, parse_cells
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -171,10 +171,10 @@ def run_process(
     (OUT / f"{label}.log").write_text(r.stdout + "\n--- stderr ---\n" + r.stderr)
     if r.returncode != 0:
         raise RuntimeError(f"{label} failed (exit {r.returncode}); see {OUT / (label + '.log')}")
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if not lines:
         raise RuntimeError(f"{label}: no BENCH_RESULT line; see {OUT / (label + '.log')}")
-    return [json.loads(ln.split(" ", 1)[1]) for ln in lines], wall
+    return [json.loads(ln.removeprefix(RESULT_PREFIX)) for ln in lines], wall
 
 
 def derive(res: dict, label: str) -> dict:

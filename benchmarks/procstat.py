@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+#: the start of the line that carries one cell's result, which ``bench.py`` reads
+RESULT_PREFIX = "BENCH_RESULT "
 #: the parameters every side reads by default
 PAPER = Path(__file__).resolve().parents[1] / "config" / "paper.yaml"
 
@@ -21,7 +23,7 @@ def add_network_options(ap: argparse.ArgumentParser) -> None:
 
 def emit(result: dict) -> None:
     """Print one cell's result as the line ``bench.py`` reads: ``BENCH_RESULT {json}``."""
-    print("BENCH_RESULT " + json.dumps(result), flush=True)
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
 def exit_frozen(main) -> None:
