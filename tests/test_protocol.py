@@ -319,6 +319,27 @@ def test_batches_give_the_same_surrogates_and_maxima(monkeypatch):
     np.testing.assert_array_equal(batches[2], one_batch[2])
 
 
+@pytest.mark.parametrize(
+    ("n", "max_lag_ms"),
+    [(2001, 100.0), (2000, 1000.0), (700, 1.0), (300, 300.0), (31, 1e6)],
+)
+def test_circular_surrogate_maxima_equal_the_zero_padded_ones(n, max_lag_ms):
+    """The surrogates' maxima by circular correlation minus its wrapped terms equal
+    those of the same surrogates (phase_randomised, same draws) by zero padding:
+    1e-12 where the shortest overlap has n/2 samples or more (K = 0 included);
+    1e-6 where it has two (K = n − 2: a ρ of ±1 from a 2-sample overlap, ill-conditioned
+    either way)."""
+    rng = np.random.default_rng(n)
+    lif = np.cumsum(rng.standard_normal(n))
+    model = np.roll(lif, 3) + rng.standard_normal(n)
+    x, y = protocol._standardise_rows(lif), protocol._standardise_rows(model)
+    K = protocol._lag_steps(n, DT_MS, max_lag_ms)
+    got = protocol._surrogate_maxima(x, y, protocol._Lags.of(x, K), 37, np.random.default_rng(2))
+    surrogates = phase_randomised(y, 37, rng=np.random.default_rng(2))
+    want = protocol._max_lagged_rows(x, surrogates, DT_MS, max_lag_ms)[0]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 if 2 * K <= n else 1e-6)
+
+
 @pytest.mark.parametrize("n", [501, 512])
 def test_phase_randomised_surrogates_keep_the_periodogram(n):
     rng = np.random.default_rng(n)

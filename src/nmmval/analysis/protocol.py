@@ -82,8 +82,10 @@ REASON_FLAG_MASKS = (1, 2, 4, 8)
 EXACT_MAX_K = 14
 #: Random sign patterns of the difference test beyond EXACT_MAX_K seeds (the observed one added).
 N_RANDOM_PATTERNS = 9999
-#: Real-valued elements per FFT batch of the lagged correlation (bounds memory to ~100 MB).
-_BATCH_ELEMENTS = 2**22
+#: Real-valued elements per FFT batch of the lagged correlation: small batches stay in
+#: cache (one surrogate of the paper's 270 000-sample window per call is the fastest,
+#: benchmarks/surrogates.py).
+_BATCH_ELEMENTS = 2**18
 
 
 def _segment_samples(n_samples: int, dt_ms: float, segment_ms: float) -> int:
@@ -415,7 +417,7 @@ def max_lagged_correlation(
     (at most n − 2 steps), 0 where an overlap is constant; τ_max = argmax
     ρ, ties to the smallest |τ| and then the negative τ. The rows of y go
     through one rfft/irfft, zero-padded to n + K samples, per batch of at
-    most ~2^22 samples.
+    most ~2^18 samples.
 
     Parameters
     ----------
@@ -446,6 +448,53 @@ def max_lagged_correlation(
     return rho.reshape(y.shape[:-1]), lag.reshape(y.shape[:-1])
 
 
+def _lag_steps(n: int, dt_ms: float, max_lag_ms: float) -> int:
+    """K, the lag search's reach in steps: ``max_lag_ms / dt_ms``, at most n − 2."""
+    return min(int(np.floor(max_lag_ms / dt_ms + 1e-9)), n - 2)
+
+
+@dataclass(frozen=True)
+class _Lags:
+    """The reference trace's side of the lag search, shared by all its rows.
+
+    ``k``: lags −K..K (steps); ``m``: overlap lengths; ``mean_x``, ``var_x``:
+    x over each overlap; ``order``: the tie order of argmax (smallest |τ|,
+    then the negative one).
+    """
+
+    K: int
+    k: np.ndarray
+    m: np.ndarray
+    mean_x: np.ndarray
+    var_x: np.ndarray
+    order: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray, K: int) -> _Lags:
+        """The lags of the standardised trace ``x`` up to ±K steps."""
+        k = np.arange(-K, K + 1)
+        m = x.size - np.abs(k)
+        # lag k >= 0 pairs x[:n-k] with y[k:] (tail of x cut, head of y cut); k < 0 the reverse
+        mean_x = _overlap_sums(x, K, k >= 0) / m
+        var_x = _overlap_sums(x * x, K, k >= 0) / m - mean_x**2
+        return cls(K, k, m, mean_x, var_x, np.lexsort((k, np.abs(k))))
+
+    def best(self, s_xy: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ρ(τ_max) and τ_max (steps) of the rows z, given their lagged sums Σ x·z.
+
+        ``s_xy`` (r, 2K + 1): Σ x(t) z(t + k) over each overlap, lags −K..K.
+        """
+        K, k, m = self.K, self.k, self.m
+        mean_y = _overlap_sums(z, K, k < 0) / m
+        cov = s_xy / m - self.mean_x * mean_y
+        denominator = self.var_x * (_overlap_sums(z * z, K, k < 0) / m - mean_y**2)
+        defined = denominator > 0
+        rho = np.divide(cov, np.sqrt(np.where(defined, denominator, 1.0)))
+        rho = np.clip(np.where(defined, rho, 0.0), -1.0, 1.0)[:, self.order]
+        i = np.argmax(rho, axis=-1)
+        return rho[np.arange(rho.shape[0]), i], k[self.order][i]
+
+
 def _max_lagged_rows(
     x: np.ndarray, y: np.ndarray, dt_ms: float, max_lag_ms: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -456,18 +505,11 @@ def _max_lagged_rows(
     trace, such as its phase-randomised surrogates, need no further pass.
     """
     n = x.size
-    K = min(int(np.floor(max_lag_ms / dt_ms + 1e-9)), n - 2)
-    k = np.arange(-K, K + 1)
-    m = n - np.abs(k)
+    lags = _Lags.of(x, _lag_steps(n, dt_ms, max_lag_ms))
+    K = lags.K
     # zero padding to n + K keeps lags |k| <= K free of wrap-around
     nfft = scipy.fft.next_fast_len(n + K, real=True)
     x_f = np.conj(scipy.fft.rfft(x, nfft))
-    # lag k >= 0 pairs x[:n-k] with y[k:] (tail of x cut, head of y cut); k < 0 the reverse
-    s_x = _overlap_sums(x, K, k >= 0)
-    mean_x = s_x / m
-    var_x = _overlap_sums(x * x, K, k >= 0) / m - mean_x**2
-    # ties of argmax go to the first in this order: smallest |τ|, then the negative one
-    order = np.lexsort((k, np.abs(k)))
     rho_max = np.empty(y.shape[0])
     lag = np.empty(y.shape[0], dtype=np.int64)
     rows = max(1, _BATCH_ELEMENTS // nfft)
@@ -475,17 +517,7 @@ def _max_lagged_rows(
         z = y[start : start + rows]
         c = scipy.fft.irfft(x_f * scipy.fft.rfft(z, nfft, axis=-1), nfft, axis=-1)
         s_xy = np.concatenate([c[:, nfft - K :], c[:, : K + 1]], axis=-1)
-        s_y = _overlap_sums(z, K, k < 0)
-        s_yy = _overlap_sums(z * z, K, k < 0)
-        mean_y = s_y / m
-        cov = s_xy / m - mean_x * mean_y
-        denominator = var_x * (s_yy / m - mean_y**2)
-        defined = denominator > 0
-        rho = np.divide(cov, np.sqrt(np.where(defined, denominator, 1.0)))
-        rho = np.clip(np.where(defined, rho, 0.0), -1.0, 1.0)[:, order]
-        i = np.argmax(rho, axis=-1)
-        rho_max[start : start + rows] = rho[np.arange(rho.shape[0]), i]
-        lag[start : start + rows] = k[order][i]
+        rho_max[start : start + rows], lag[start : start + rows] = lags.best(s_xy, z)
     return rho_max, lag * dt_ms
 
 
@@ -520,16 +552,84 @@ def phase_randomised(
         The surrogates (unit of y).
     """
     y = np.asarray(y, dtype=np.float64)
-    n = y.size
     spectrum = scipy.fft.rfft(y)
+    rotation = _rotations(y.size, n_surrogates, np.random.default_rng(rng))
+    return scipy.fft.irfft(spectrum * rotation, y.size, axis=-1)
+
+
+def _rotations(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` rows of e^{iφ} for the rfft bins of n samples (:func:`phase_randomised`).
+
+    φ uniform on [0, 2π), drawn in single precision; 0 for the mean bin and,
+    for even n, the Nyquist bin.
+    """
     # single precision: vectorised sines, 40x faster; |e^{iφ}| = 1 within 1e-7
-    phases = np.random.default_rng(rng).random((n_surrogates, spectrum.size), dtype=np.float32)
+    phases = rng.random((count, n // 2 + 1), dtype=np.float32)
     phases *= np.float32(2.0 * np.pi)
     phases[:, 0] = 0.0
     if n % 2 == 0:
         phases[:, -1] = 0.0
-    rotation = np.cos(phases) + 1j * np.sin(phases)
-    return scipy.fft.irfft(spectrum * rotation, n, axis=-1)
+    return np.cos(phases) + 1j * np.sin(phases)
+
+
+def _wrapped_sums(
+    z: np.ndarray, K: int, n_small: int, x_tail: np.ndarray, x_head: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The terms a circular correlation of x and the rows z wraps (:func:`_surrogate_maxima`).
+
+    ``x_tail``: rfft of x's last K samples, ``x_head``: the conjugate rfft of
+    its first K, both padded to ``n_small`` >= 2K. Returns ``wrap_pos[:, d]``
+    = Σ_i z[i] x[n − K + i + d], wrapped into lag K − d, and ``wrap_neg[:, d]``
+    = Σ_i x[i] z[n − K + i + d], wrapped into lag d − K (d = 0..K − 1).
+    """
+    if K == 0:
+        empty = np.zeros((z.shape[0], 0))
+        return empty, empty
+    z_head = scipy.fft.rfft(z[:, :K], n_small, axis=-1)
+    wrap_pos = scipy.fft.irfft(np.conj(z_head) * x_tail, n_small, axis=-1)[:, :K]
+    z_tail = scipy.fft.rfft(z[:, z.shape[1] - K :], n_small, axis=-1)
+    wrap_neg = scipy.fft.irfft(x_head * z_tail, n_small, axis=-1)[:, :K]
+    return wrap_pos, wrap_neg
+
+
+def _surrogate_maxima(
+    x: np.ndarray, y: np.ndarray, lags: _Lags, count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """ρ(τ_max) of ``count`` phase-randomised surrogates of y against x, both standardised.
+
+    The same surrogates as :func:`phase_randomised` (the same draws of
+    ``rng``) and the same maxima as :func:`_max_lagged_rows` of them (to
+    rounding), one FFT fewer per surrogate: with Z = Y·e^{iφ} the
+    surrogate's spectrum, the lagged sums Σ x(t) z(t + k) are the circular
+    correlation irfft(X̄·Z) (length n, no zero padding) minus the terms it
+    wraps around, for lag k > 0 the k products of x's last and z's first
+    samples, for k < 0 those of x's first and z's last: two correlations of
+    K samples, by FFTs of ~2K. So a surrogate costs two inverse FFTs of n
+    (itself and its correlation) instead of three of n + K.
+    """
+    n, K = x.size, lags.K
+    spectrum = scipy.fft.rfft(y)
+    cross = np.conj(scipy.fft.rfft(x)) * spectrum
+    n_small = scipy.fft.next_fast_len(max(2 * K, 1), real=True)
+    x_tail = scipy.fft.rfft(x[n - K :], n_small) if K else None
+    x_head = np.conj(scipy.fft.rfft(x[:K], n_small)) if K else None
+    rho_max = np.empty(count)
+    rows = max(1, _BATCH_ELEMENTS // n)
+    for start in range(0, count, rows):
+        rotation = _rotations(n, min(rows, count - start), rng)
+        z = scipy.fft.irfft(spectrum * rotation, n, axis=-1)
+        circular = scipy.fft.irfft(cross * rotation, n, axis=-1)
+        wrap_pos, wrap_neg = _wrapped_sums(z, K, n_small, x_tail, x_head)
+        s_xy = np.concatenate(
+            [
+                circular[:, n - K :] - wrap_neg,
+                circular[:, :1],
+                circular[:, 1 : K + 1] - wrap_pos[:, ::-1],
+            ],
+            axis=-1,
+        )
+        rho_max[start : start + z.shape[0]] = lags.best(s_xy, z)[0]
+    return rho_max
 
 
 def seed_rho_surrogates(
@@ -552,7 +652,8 @@ def seed_rho_surrogates(
         Largest |τ| of the lag search (ms).
     n_surrogates : int, optional
         S >= 99 phase-randomised surrogates of the model (:func:`phase_randomised`),
-        made and correlated in batches of at most ~2^22 samples.
+        made and correlated in batches of at most ~2^18 samples
+        (:func:`_surrogate_maxima`).
     rng : numpy.random.Generator or int or None, optional
         Generator or seed of the surrogates.
 
@@ -572,16 +673,12 @@ def seed_rho_surrogates(
     model = _standardise_rows(np.asarray(model, dtype=np.float64))
     if model.size != lif.size:
         raise ValueError(f"lif and model differ in length ({lif.size} != {model.size})")
-    rng = np.random.default_rng(rng)
     rho, tau = _max_lagged_rows(lif, model[None], dt_ms, max_lag_ms)
-    batch = max(1, _BATCH_ELEMENTS // model.size)
-    rho_surrogates = [
-        _max_lagged_rows(
-            lif, phase_randomised(model, min(batch, n_surrogates - start), rng), dt_ms, max_lag_ms
-        )[0]
-        for start in range(0, n_surrogates, batch)
-    ]
-    return float(rho[0]), float(tau[0]), np.concatenate(rho_surrogates)
+    lags = _Lags.of(lif, _lag_steps(lif.size, dt_ms, max_lag_ms))
+    rho_surrogates = _surrogate_maxima(
+        lif, model, lags, n_surrogates, np.random.default_rng(rng)
+    )  # fmt: skip
+    return float(rho[0]), float(tau[0]), rho_surrogates
 
 
 def surrogate_pvalue(rho_k: np.ndarray, rho_surrogates: np.ndarray) -> float:
