@@ -1,7 +1,16 @@
 """Shared fixtures: configs of the repository and small variants of them, the
-tiny workflow run, and a helper that kills a workflow run at a chosen point."""
+tiny workflow run, and a helper that kills a workflow run at a chosen point.
 
+The suite runs on pytest-xdist workers (``-n 2`` in pyproject.toml): what a
+session makes once for all its workers (the tiny reference run) lives in
+:func:`shared_tmp` and is made under a file lock by the first worker that
+needs it.
+"""
+
+import contextlib
+import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from nmmval import config, faults
 
@@ -68,20 +78,90 @@ def job_counts(text: str, first: bool = False) -> dict[str, int]:
     return counts
 
 
+def shared_tmp(tmp_path_factory) -> Path:
+    """This test session's folder shared by all its pytest-xdist workers.
+
+    Each worker's base folder is ``<session folder>/popen-gw<k>``; without
+    xdist the base folder itself.
+    """
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on ``path`` (created if missing) across processes."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+#: the tiny config with every default filled in, written once per session (see
+#: :func:`pinned_tiny`): runs of one session compare equal even if someone
+#: changes a schema default meanwhile
+_PINNED: dict[str, Path] = {}
+
+
+def pinned_tiny(tmp_path_factory) -> Path:
+    """tests/data/tiny.yaml, resolved (defaults filled in) once for the session."""
+    path = shared_tmp(tmp_path_factory) / "tiny.pinned.yaml"
+    with locked(path.with_suffix(".lock")):
+        if not path.exists():
+            resolved = config.validate(yaml.safe_load(TINY.read_text()))
+            path.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    _PINNED["tiny"] = path
+    return path
+
+
+def tiny_command(workdir: Path, *extra: str) -> list[str]:
+    """The tiny sweep's command (the one a user would type), plus extra flags; on the
+    pinned config once :func:`pinned_tiny` has run in this process."""
+    configfile = _PINNED.get("tiny", TINY)
+    return [
+        "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
+        "--configfile", str(configfile), "-c", "2", *extra,
+    ]  # fmt: skip
+
+
+#: the tiny sweep's jobs: 8 cells x (simulate, masses, compare), a fit per <p, lambda>
+TINY_CELL_JOBS, TINY_FITS = 3 * 8, 4
+
+
+def reference_run(tmp_path_factory) -> Path:
+    """Working folder of one uninterrupted tiny sweep, made once per test session (by the
+    first worker that asks; the others wait for it)."""
+    pinned_tiny(tmp_path_factory)
+    workdir = shared_tmp(tmp_path_factory) / "nmmval_tiny_reference"
+    done = workdir / "DONE"
+    with locked(workdir.with_suffix(".lock")):
+        if not done.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True)
+            t0 = time.perf_counter()
+            res = subprocess.run(
+                tiny_command(workdir), capture_output=True, text=True, timeout=600, cwd=workdir
+            )
+            assert res.returncode == 0, res.stderr[-3000:]
+            print(f"tiny workflow: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            counts = job_counts(res.stdout + res.stderr, first=True)
+            cell_jobs = sum(counts.get(k, 0) for k in ("simulate", "masses", "compare"))
+            assert cell_jobs == TINY_CELL_JOBS and counts.get("gather") == 1, counts
+            assert counts.get("fit") == TINY_FITS, counts
+            done.touch()
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """One uninterrupted run of the tiny config; the results folder.
+    """One uninterrupted run of the tiny config (:func:`reference_run`); the results folder.
 
     Its working folder (``tiny_run.parents[1]``) is shared by the tests that use it:
     they may read it or run Snakemake there without changing any result.
     """
-    workdir = tmp_path_factory.mktemp("tiny")
-    t0 = time.perf_counter()
-    res = snakemake_in(workdir, "--configfile", str(TINY), "-c", "2", timeout=600)
-    wall = time.perf_counter() - t0
-    assert res.returncode == 0, res.stderr[-3000:]
-    print(f"tiny workflow: {wall:.1f} s", file=sys.stderr)
-    return workdir / "results" / "tiny"
+    return reference_run(tmp_path_factory) / "results" / "tiny"
 
 
 def kill_at(cmd: list[str], point: str, log: Path, timeout: float = 600) -> None:

@@ -21,11 +21,11 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
-from test_reliability import CELL, pinned_tiny, reference_run
+from test_reliability import CELL
 
 from nmmval import cli
 
-from conftest import ROOT
+from conftest import ROOT, pinned_tiny, reference_run
 
 #: attributes that record the making of a file, not its content
 VOLATILE = {"wall_time_s", "build_s", "loop_s", "history"}
@@ -40,7 +40,7 @@ def reference(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    """The tiny config as the sweep resolved it (see test_reliability.pinned_tiny)."""
+    """The tiny config as the sweep resolved it (see conftest.pinned_tiny)."""
     return pinned_tiny(tmp_path_factory)
 
 

@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-import yaml
 
 from nmmval import cli, config, store
 from nmmval.sim.lif import simulate
 
-from conftest import ROOT, job_counts, kill_at
+from conftest import ROOT, job_counts, kill_at, reference_run
+from conftest import tiny_command as _command
 
 SNAKEFILE = ROOT / "Snakefile"
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
@@ -50,31 +50,6 @@ A_CELL = ["--p", "0.1", "--lam", "0.8", "--seed", "0"]
 
 
 # ------------------------------------------------------------------ helpers
-#: the tiny config with every default filled in, written once per session (see
-#: :func:`pinned_tiny`): runs of one session compare equal even if someone
-#: changes a schema default meanwhile
-_PINNED: dict[str, Path] = {}
-
-
-def pinned_tiny(tmp_path_factory) -> Path:
-    """tests/data/tiny.yaml, resolved (defaults filled in) once for the session."""
-    path = tmp_path_factory.getbasetemp() / "tiny.pinned.yaml"
-    if not path.exists():
-        resolved = config.validate(yaml.safe_load(TINY.read_text()))
-        path.write_text(yaml.safe_dump(resolved, sort_keys=False))
-    _PINNED["tiny"] = path
-    return path
-
-
-def _command(workdir: Path, *extra: str) -> list[str]:
-    """The tiny sweep's command (the one a user would type), plus extra flags."""
-    configfile = _PINNED.get("tiny", TINY)
-    return [
-        "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
-        "--configfile", str(configfile), "-c", "2", *extra,
-    ]  # fmt: skip
-
-
 def _run(workdir: Path, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         _command(workdir, *extra), capture_output=True, text=True, timeout=timeout, cwd=workdir
@@ -168,23 +143,6 @@ def _assert_same_cube(workdir: Path, reference: Path) -> None:
         xr.open_dataset(_results(reference) / "cube.nc", engine="netcdf4") as want,
     ):
         xr.testing.assert_equal(got, want)  # data variables and coordinates, not attributes
-
-
-def reference_run(tmp_path_factory) -> Path:
-    """Working folder of one uninterrupted tiny sweep, made once per test session."""
-    pinned_tiny(tmp_path_factory)
-    workdir = tmp_path_factory.getbasetemp() / "nmmval_tiny_reference"
-    done = workdir / "DONE"
-    if not done.exists():
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir(parents=True)
-        res = _run(workdir)
-        assert res.returncode == 0, res.stderr[-3000:]
-        counts = _job_counts(res.stdout + res.stderr)
-        assert _cell_jobs(counts) == 3 * N_CELLS and counts.get("gather") == 1, counts
-        assert counts.get("fit") == N_FITS, counts
-        done.touch()
-    return workdir
 
 
 @pytest.fixture(scope="session")

@@ -23,9 +23,9 @@ from test_reliability import (
     _finished,
     _job_counts,
     _results,
-    pinned_tiny,
-    reference_run,
 )
+
+from conftest import pinned_tiny, reference_run
 
 #: the cell to rerun: not the diagnostic cell, so the figures rerun for the cube alone
 PAIR = "p~0.500/lam~1.000"

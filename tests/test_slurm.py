@@ -74,7 +74,8 @@ ACTIVE_STATES = {"PENDING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED", "C
 # Upper bound of each wait of the fault sweep: generous, for a loaded 2-core machine.
 FAULT_WAIT = 300.0
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+# one worker runs both tests (pytest-xdist --dist loadgroup): the cluster is one per machine
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 # The test's override of profiles/slurm (a --workflow-profile: its keys win).
 # Small requests so that both CPUs of the test node run jobs side by side.
@@ -213,18 +214,9 @@ def slurm_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def local_cube(tmp_path_factory):
-    """The tiny config's cube, run locally (profiles/default, which Snakemake reads itself)."""
-    workdir = tmp_path_factory.mktemp("tiny-local")
-    cmd = [
-        "snakemake", "--cores", "2",
-        "-s", str(SNAKEFILE), "--directory", str(workdir), "--configfile", str(TINY),
-    ]  # fmt: skip
-    t0 = time.perf_counter()
-    rc = _run(cmd, cwd=workdir, log_path=workdir / "snakemake.log", timeout=900)
-    assert rc == 0, _tail(workdir / "snakemake.log")
-    print(f"tiny sweep locally: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    return workdir / "results" / "tiny" / "cube.nc"
+def local_cube(tiny_run):
+    """The tiny config's cube, run locally (the session's tiny run, tests/conftest.py)."""
+    return tiny_run / "cube.nc"
 
 
 def _slurm_sweep(tmp_path: Path, **override) -> tuple[list[str], Path]:
