@@ -504,9 +504,13 @@ def _max_lagged_rows(
     invariant to it), so rows with the mean and variance of a standardised
     trace, such as its phase-randomised surrogates, need no further pass.
     """
-    n = x.size
-    lags = _Lags.of(x, _lag_steps(n, dt_ms, max_lag_ms))
-    K = lags.K
+    rho_max, lag = _padded_maxima(x, y, _Lags.of(x, _lag_steps(x.size, dt_ms, max_lag_ms)))
+    return rho_max, lag * dt_ms
+
+
+def _padded_maxima(x: np.ndarray, y: np.ndarray, lags: _Lags) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_max_lagged_rows` on the lags of x: ρ(τ_max) and τ_max (steps) of the rows y."""
+    n, K = x.size, lags.K
     # zero padding to n + K keeps lags |k| <= K free of wrap-around
     nfft = scipy.fft.next_fast_len(n + K, real=True)
     x_f = np.conj(scipy.fft.rfft(x, nfft))
@@ -518,7 +522,7 @@ def _max_lagged_rows(
         c = scipy.fft.irfft(x_f * scipy.fft.rfft(z, nfft, axis=-1), nfft, axis=-1)
         s_xy = np.concatenate([c[:, nfft - K :], c[:, : K + 1]], axis=-1)
         rho_max[start : start + rows], lag[start : start + rows] = lags.best(s_xy, z)
-    return rho_max, lag * dt_ms
+    return rho_max, lag
 
 
 def phase_randomised(
@@ -673,12 +677,12 @@ def seed_rho_surrogates(
     model = _standardise_rows(np.asarray(model, dtype=np.float64))
     if model.size != lif.size:
         raise ValueError(f"lif and model differ in length ({lif.size} != {model.size})")
-    rho, tau = _max_lagged_rows(lif, model[None], dt_ms, max_lag_ms)
     lags = _Lags.of(lif, _lag_steps(lif.size, dt_ms, max_lag_ms))
+    rho, lag = _padded_maxima(lif, model[None], lags)
     rho_surrogates = _surrogate_maxima(
         lif, model, lags, n_surrogates, np.random.default_rng(rng)
     )  # fmt: skip
-    return float(rho[0]), float(tau[0]), rho_surrogates
+    return float(rho[0]), float(lag[0] * dt_ms), rho_surrogates
 
 
 def surrogate_pvalue(rho_k: np.ndarray, rho_surrogates: np.ndarray) -> float:
