@@ -90,13 +90,11 @@ def shared_tmp(tmp_path_factory) -> Path:
 
 @contextlib.contextmanager
 def locked(path: Path):
-    """Hold an exclusive lock on ``path`` (created if missing) across processes."""
+    """Hold an exclusive lock on ``path`` (created if missing) across processes; closing
+    the file releases it."""
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        yield
 
 
 #: the tiny config with every default filled in, written once per session (see
@@ -126,8 +124,15 @@ def tiny_command(workdir: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-#: the tiny sweep's jobs: 8 cells x (simulate, masses, compare), a fit per <p, lambda>
-TINY_CELL_JOBS, TINY_FITS = 3 * 8, 4
+#: the workflow's jobs that run once per cell
+CELL_JOBS = ("simulate", "masses", "compare")
+#: the tiny sweep's cells (2 p x 2 lambda x 2 seeds) and fits (one per <p, lambda>)
+TINY_CELLS, TINY_FITS = 8, 4
+
+
+def cell_jobs(counts: dict[str, int]) -> int:
+    """The jobs of :data:`CELL_JOBS` in a :func:`job_counts` table."""
+    return sum(counts.get(k, 0) for k in CELL_JOBS)
 
 
 def reference_run(tmp_path_factory) -> Path:
@@ -147,8 +152,7 @@ def reference_run(tmp_path_factory) -> Path:
             assert res.returncode == 0, res.stderr[-3000:]
             print(f"tiny workflow: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             counts = job_counts(res.stdout + res.stderr, first=True)
-            cell_jobs = sum(counts.get(k, 0) for k in ("simulate", "masses", "compare"))
-            assert cell_jobs == TINY_CELL_JOBS and counts.get("gather") == 1, counts
+            assert cell_jobs(counts) == 3 * TINY_CELLS and counts.get("gather") == 1, counts
             assert counts.get("fit") == TINY_FITS, counts
             done.touch()
     return workdir

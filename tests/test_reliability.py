@@ -30,18 +30,15 @@ import xarray as xr
 from nmmval import cli, config, store
 from nmmval.sim.lif import simulate
 
-from conftest import ROOT, job_counts, kill_at, reference_run
+from conftest import CELL_JOBS, ROOT, TINY, job_counts, kill_at, reference_run
+from conftest import TINY_CELLS as N_CELLS
+from conftest import TINY_FITS as N_FITS
+from conftest import cell_jobs as _cell_jobs
 from conftest import tiny_command as _command
 
-SNAKEFILE = ROOT / "Snakefile"
-TINY = ROOT / "tests" / "data" / "tiny.yaml"
 PAPER = ROOT / "config" / "paper-highg.yaml"  # the more violent of the two paper sets
-CELL_JOBS = ("simulate", "masses", "compare")
 #: the file each of CELL_JOBS writes in its cell's folder
 CELL_FILES = ("network.nc", "masses.nc", "compare.nc")
-N_CELLS = 8
-#: fit jobs: one per <p, lambda>, on all its seeds (MODEL.md section 5.3)
-N_FITS = 4
 #: the cell the corruption and determinism tests pick on
 CELL = "p~0.100/lam~0.800/seed~0001"
 #: a small, fast network for the CLI-level tests
@@ -59,10 +56,6 @@ def _run(workdir: Path, *extra: str, timeout: float = 600) -> subprocess.Complet
 def _job_counts(text: str) -> dict[str, int]:
     """Rule -> count from the first 'Job stats' table of Snakemake's output (the plan)."""
     return job_counts(text, first=True)
-
-
-def _cell_jobs(counts: dict[str, int]) -> int:
-    return sum(counts.get(k, 0) for k in CELL_JOBS)
 
 
 def _results(workdir: Path) -> Path:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from test_reliability import (
-    SNAKEFILE,
     _assert_same_cube,
     _benchmark,
     _copy_run,
@@ -25,7 +24,7 @@ from test_reliability import (
     _results,
 )
 
-from conftest import pinned_tiny, reference_run
+from conftest import SNAKEFILE, pinned_tiny, reference_run
 
 #: the cell to rerun: not the diagnostic cell, so the figures rerun for the cube alone
 PAIR = "p~0.500/lam~1.000"

@@ -19,8 +19,8 @@ import yaml
 
 from nmmval import figures
 
+from conftest import CELL_JOBS, SNAKEFILE, TINY, cell_jobs, kill_at
 from conftest import ROOT as REPO
-from conftest import SNAKEFILE, TINY, kill_at
 from conftest import job_counts as _job_counts
 from conftest import snakemake_in as _snakemake
 
@@ -28,7 +28,6 @@ PAPER = REPO / "config" / "paper.yaml"
 #: everything ruff lints and formats: the package, the tests, the benchmarks
 PY_FILES = ["src", "tests", "benchmarks", "docs"]
 FIGURES = [f.name for f in figures.FIGURES]
-CELL_JOBS = ("simulate", "masses", "compare")
 
 
 # ------------------------------------------------------------------ static checks
@@ -254,7 +253,7 @@ def test_killed_run_resumes_only_missing_jobs_and_matches(tiny_run, tmp_path):
     assert len([p for p in rewritten if p.name == "network.nc"]) <= 1, rewritten
     assert len(rewritten) <= 2, rewritten
     counts = _job_counts(res.stdout + res.stderr)
-    n_cell_jobs = sum(counts.get(k, 0) for k in CELL_JOBS)
+    n_cell_jobs = cell_jobs(counts)
     redone = len([p for p in rewritten if p.name == "network.nc"])
     assert n_cell_jobs == 3 * 8 - len(networks) + redone, counts
     assert list(cells.rglob("*.tmp.nc")) == [], "temporary files of killed writers left behind"
