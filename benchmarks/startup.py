@@ -19,7 +19,12 @@ cache), ``--repeat`` times in fresh processes: ``python -m nmmval.cli
   (Numba's cache load of the kernels and the SciPy import it triggers,
   the registries Numba loads before its first function);
 - rest = start-up − interpreter − imports: the first call's one-time costs and the
-  process's exit.
+  process's exit;
+- libraries' floor: a process that imports every module the stage's job has loaded
+  when it ends except nmmval's own (the libraries, and the modules Numba and xarray
+  load on first use), calls one trivial function from Numba's cache (Numba's
+  first-function costs) and exits as nmmval does: what any job built on these
+  libraries pays, whatever nmmval's own code does.
 
 The children run as the workflow's one-thread jobs run (the thread counts of
 the BLAS and OpenMP pools set to 1, as Snakemake sets them), with
@@ -170,6 +175,52 @@ _WARM = (
 )
 
 
+#: after a subcommand's call, print the names of the modules the process holds that are
+#: not nmmval's own (JSON, in import order)
+_MODULES = (
+    "import json, sys\n"
+    "from nmmval import cli\n"
+    "cli.main(sys.argv[1:])\n"
+    "names = [n for n in sys.modules if n != '__main__' and n.split('.')[0] != 'nmmval']\n"
+    "print(json.dumps(names))\n"
+)
+#: the libraries' floor: import the modules listed in a JSON file (argv[1]), call a trivial
+#: function from Numba's cache (module ``floorfn`` in argv[2]) when Numba is among them,
+#: exit as nmmval's console script does; print how many modules would not import
+_FLOOR = (
+    "import gc, importlib, json, sys\n"
+    "names = json.load(open(sys.argv[1]))\n"
+    "failed = 0\n"
+    "for name in names:\n"
+    "    try:\n"
+    "        importlib.import_module(name)\n"
+    "    except Exception:\n"
+    "        failed += 1\n"
+    "if 'numba' in names:\n"
+    "    sys.path.insert(0, sys.argv[2])\n"
+    "    import floorfn\n"
+    "    floorfn.one(1.0)\n"
+    "print(failed)\n"
+    "gc.freeze()\n"
+)
+#: the trivial function of the floor, compiled into Numba's cache by the untimed first run
+_FLOORFN = "import numba\n\n\n@numba.njit(cache=True)\ndef one(x):\n    return x + 1.0\n"
+
+
+def floor_inputs(folder: Path, stages: dict, env: dict) -> dict[str, Path]:
+    """Per stage, the JSON list of the non-nmmval modules its job holds at the end; the
+    floor's trivial Numba function written to ``folder`` and cached (untimed)."""
+    py = sys.executable
+    (folder / "floorfn.py").write_text(_FLOORFN)
+    lists = {}
+    for stage, argvs in stages.items():
+        names = timed([py, "-c", _MODULES, *argvs[0]], env)[2].splitlines()[-1]
+        lists[stage] = folder / f"modules-{stage}.json"
+        lists[stage].write_text(names)
+        timed([py, "-c", _FLOOR, str(lists[stage]), str(folder)], env)
+    return lists
+
+
 def measure(outdir: Path, repeat: int, sides: dict[str, Path]) -> dict:
     """Median start-up of every stage (module notes) for each side (label: nmmval's
     source folder), the sides' runs interleaved so that they see the same load; the raw
@@ -185,18 +236,33 @@ def measure(outdir: Path, repeat: int, sides: dict[str, Path]) -> dict:
             for argv in argvs:
                 timed([py, "-m", "nmmval.cli", *argv], env)
     first = next(iter(envs.values()))
+    last = next(reversed(sides))
+    floor_dir = outdir / "floor"
+    floor_dir.mkdir(parents=True, exist_ok=True)
+    floor_lists = floor_inputs(floor_dir, stages[last], envs[last])
     interpreter = statistics.median(timed([py, "-c", "pass"], first)[0] for _ in range(repeat))
     runs = {label: {} for label in sides}
+    floors = {}
     for stage in STAGE_MODULES:
         for label in sides:
             runs[label][stage] = {"jobs": [], "imports": [], "work": []}
+        floor_runs = []
         for _ in range(repeat):
+            floor_cmd = [py, "-c", _FLOOR, str(floor_lists[stage]), str(floor_dir)]
+            wall, _cpu, failed = timed(floor_cmd, first)
+            floor_runs.append((wall, int(failed)))
             for label, env in envs.items():
                 argv, r = stages[label][stage][0], runs[label][stage]
                 r["jobs"].append(timed([py, "-m", "nmmval.cli", *argv], env)[:2])
                 imports = _IMPORTS.format(STAGE_MODULES[stage])
                 r["imports"].append(float(timed([py, "-c", imports], env)[2]))
                 r["work"].append(tuple(map(float, timed([py, "-c", _WARM, *argv], env)[2].split())))
+        floors[stage] = {
+            "wall_s": statistics.median(w for w, _ in floor_runs),
+            "modules": len(json.loads(floor_lists[stage].read_text())),
+            "not_imported": max(f for _, f in floor_runs),
+            "runs": floor_runs,
+        }
     chains = {label: [] for label in sides}
     for _ in range(repeat):
         for label, env in envs.items():
@@ -228,13 +294,14 @@ def measure(outdir: Path, repeat: int, sides: dict[str, Path]) -> dict:
             "stages": rows,
             "chain": {"wall_s": chain_s, "saving_s": separate_s - chain_s, "runs": chains[label]},
         }
-    return {"interpreter_s": interpreter, "repeat": repeat, "sides": result}
+    return {"interpreter_s": interpreter, "repeat": repeat, "sides": result, "floor": floors}
 
 
 def table(result: dict) -> str:
     """The start-up table (Markdown): per stage and side, with the goal's verdict."""
     cols = ["stage", "nmmval", "job wall s", "job CPU s", "interpreter", "imports"]
     cols += ["rest", "work", "start-up s", "start-up CPU s", f"start-up ≤ {GOAL_STARTUP_S:g} s"]
+    cols += ["libraries' floor s", "start-up / floor"]
     sides = result["sides"]
     first = next(iter(sides))
     if len(sides) > 1:
@@ -248,11 +315,20 @@ def table(result: dict) -> str:
             nums = [f"{r[k]:.2f}" for k in keys]
             cells = [stage, label, *nums[:2], f"{result['interpreter_s']:.2f}", *nums[2:]]
             cells.append("met" if r["startup_s"] <= GOAL_STARTUP_S else "NOT met")
+            floor_s = result["floor"][stage]["wall_s"]
+            cells += [f"{floor_s:.2f}", f"{r['startup_s'] / floor_s:.2f}"]
             if len(sides) > 1:
                 delta = r["startup_s"] - sides[first]["stages"][stage]["startup_s"]
                 cells.append("" if label == first else f"{delta:+.2f}")
             lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    for stage, floor in result["floor"].items():
+        reach = "reachable" if floor["wall_s"] <= GOAL_STARTUP_S else "out of reach"
+        lines.append(
+            f"- {stage}: the libraries' floor {floor['wall_s']:.2f} s ({floor['modules']} "
+            f"modules, {floor['not_imported']} of them not importable alone): a start-up of "
+            f"{GOAL_STARTUP_S:g} s is {reach} on these libraries"
+        )
     for label, side in sides.items():
         chain = side["chain"]
         lines.append(
@@ -304,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
             "imports: `import nmmval.cli, <stage module>` timed in the process; "
             "rest = start-up − interpreter − imports (the first call's one-time costs: "
             "Numba's target and cache load and the SciPy import it triggers, the config; "
-            "and the exit).",
+            "and the exit); libraries' floor: a process importing every module the stage's "
+            "job holds at its end except nmmval's own, calling one trivial function from "
+            "Numba's cache, exiting as nmmval does (whole process, wall).",
         ]
     )
     for folder in (args.outdir, OUT):
