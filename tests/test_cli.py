@@ -2,6 +2,8 @@
 
 import argparse
 import io
+import re
+import resource
 import subprocess
 import sys
 
@@ -61,7 +63,9 @@ def test_the_default_config_is_the_quick_config():
 def test_simulate_without_config_uses_the_quick_config(tmp_path):
     out = tmp_path / "network.nc"
     args = ["simulate", "--p", "0.2", "--lam", "0.8", "--seed", "1", "--out", str(out), *SMALL]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run([sys.executable, "-m", "nmmval.cli", *args], capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
     # not a terminal: plain progress lines, every 10 % with the time left, then the file
@@ -69,7 +73,13 @@ def test_simulate_without_config_uses_the_quick_config(tmp_path):
     percents = [ln.split(": ")[1].split("%")[0].strip() for ln in progress if " % (" in ln]
     assert percents == [str(10 * k) for k in range(1, 11)]
     assert all(ln.endswith(" s left)") for ln in progress if " % (" in ln)
-    assert lines[-1] == f"nmmval simulate: wrote {out}"
+    # the file, then the process's CPU seconds and peak memory: those the OS counted for it
+    wrote = rf"nmmval simulate: wrote {re.escape(str(out))} \(CPU (\S+) s, peak (\d+) MiB\)"
+    last = re.fullmatch(wrote, lines[-1])
+    assert last, lines[-1]
+    child_cpu_s = sum(getattr(after, f) - getattr(before, f) for f in ("ru_utime", "ru_stime"))
+    assert 0.7 * child_cpu_s <= float(last[1]) <= child_cpu_s + 0.05
+    assert 50 <= int(last[2]) <= after.ru_maxrss / 1024 + 1
     with xr.open_dataset(out) as ds:
         expected = config.load(ROOT / "config" / "config.yaml", SMALL[1::2])
         assert ds.attrs["config"] == expected.to_json()
