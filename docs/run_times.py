@@ -7,10 +7,15 @@ Usage::
 Every simulate, fit, masses and compare job of the workflow writes
 Snakemake's benchmark file ``results/<run>/benchmarks/<stage>/….tsv`` (wall
 seconds ``s``, CPU seconds ``cpu_time``, peak resident memory ``max_rss`` in
-MB). Per stage: the jobs, the sums of their wall and CPU seconds, the
-median per job and the largest peak memory. A job's wall includes the time
-it waited for the CPU beside the other jobs (and any pause of the whole run);
-its CPU seconds do not. The run's own wall time is in the log of
+MB), and its log ``results/<run>/logs/<stage>/….log`` ends with nmmval's
+line ``… wrote <file> (CPU <s> s, peak <MiB> MiB)``. Per stage: the jobs,
+the sums of their wall and CPU seconds, the median per job and the largest
+peak memory. A job's CPU seconds come from its log's last line where it has
+one (nmmval from 5b1a646 on), else from the benchmark file, whose sampling
+(every 0.5 s for a job's first 15 s, then every 30 s) misses the CPU time of
+a longer job after its last sample: a lower bound, counted in the table. A
+job's wall includes the time it waited for the CPU beside the other jobs (and
+any pause of the whole run); its CPU seconds do not. The run's own wall time is in the log of
 docs/paper_runs.sh (GNU time of each invocation that ended; a run stopped and
 resumed has several).
 """
@@ -18,6 +23,7 @@ resumed has several).
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -28,6 +34,8 @@ STAGES = ("simulate", "fit", "masses", "compare")
 
 #: the benchmark file's columns this script reads
 COLUMNS = ("s", "cpu_time", "max_rss")
+#: the cost at the end of nmmval's last line (nmmval.cli._wrote)
+_COST = re.compile(r"\(CPU ([\d.]+) s, peak (\d+) MiB\)$")
 
 
 def read_benchmark(path: Path) -> dict[str, float]:
@@ -40,18 +48,33 @@ def read_benchmark(path: Path) -> dict[str, float]:
         raise ValueError(f"{path}: no number in column {err}") from None
 
 
+def logged_cpu_s(log: Path) -> float | None:
+    """The CPU seconds on the last line of a job's log, None if it has no such line."""
+    if not log.is_file():
+        return None
+    lines = log.read_text(errors="replace").splitlines()
+    m = _COST.search(lines[-1]) if lines else None
+    return float(m[1]) if m else None
+
+
 def stage_times(results: Path) -> dict[str, dict[str, float]]:
     """Per stage of ``results`` (a run's results folder): jobs, Σ and median wall and CPU
-    seconds, largest peak memory (MB)."""
+    seconds, largest peak memory (MB), and the jobs whose CPU seconds are the benchmark
+    file's sampled lower bound (``sampled``)."""
     out = {}
     for stage in STAGES:
-        jobs = [read_benchmark(f) for f in sorted((results / "benchmarks" / stage).rglob("*.tsv"))]
-        if not jobs:
+        folder = results / "benchmarks" / stage
+        files = sorted(folder.rglob("*.tsv"))
+        if not files:
             continue
+        jobs = [read_benchmark(f) for f in files]
+        logs = [results / "logs" / stage / f.relative_to(folder).with_suffix(".log") for f in files]
+        logged = [logged_cpu_s(log) for log in logs]
         wall = [j["s"] for j in jobs]
-        cpu = [j["cpu_time"] for j in jobs]
+        cpu = [j["cpu_time"] if c is None else c for j, c in zip(jobs, logged, strict=True)]
         out[stage] = {
             "jobs": len(jobs),
+            "sampled": sum(c is None for c in logged),
             "wall_s": sum(wall),
             "cpu_s": sum(cpu),
             "median_wall_s": statistics.median(wall),
@@ -64,16 +87,19 @@ def stage_times(results: Path) -> dict[str, dict[str, float]]:
 def table(times: dict[str, dict[str, float]]) -> str:
     """The per-stage table (Markdown) with a total row."""
     head = ["stage", "jobs", "Σ wall s", "Σ CPU s", "median wall s", "median CPU s", "peak MB"]
+    head.append("CPU sampled (jobs)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for stage, t in times.items():
         lines.append(
             f"| {stage} | {t['jobs']} | {t['wall_s']:.0f} | {t['cpu_s']:.0f} | "
-            f"{t['median_wall_s']:.1f} | {t['median_cpu_s']:.1f} | {t['max_rss_MB']:.0f} |"
+            f"{t['median_wall_s']:.1f} | {t['median_cpu_s']:.1f} | {t['max_rss_MB']:.0f} | "
+            f"{t['sampled']} |"
         )
-    jobs = sum(t["jobs"] for t in times.values())
-    wall = sum(t["wall_s"] for t in times.values())
-    cpu = sum(t["cpu_s"] for t in times.values())
-    lines.append(f"| all | {jobs} | {wall:.0f} | {cpu:.0f} | | | |")
+    total = {k: sum(t[k] for t in times.values()) for k in ("jobs", "wall_s", "cpu_s", "sampled")}
+    lines.append(
+        f"| all | {total['jobs']} | {total['wall_s']:.0f} | {total['cpu_s']:.0f} | | | | "
+        f"{total['sampled']} |"
+    )
     return "\n".join(lines)
 
 

@@ -1,0 +1,71 @@
+"""docs/run_times.py: a run's time per stage from its jobs' benchmark files and logs.
+
+A synthetic run folder holds Snakemake's benchmark files (its real header)
+for two simulations and one compare; one simulation's log ends with
+nmmval's cost line, whose CPU seconds must replace the benchmark file's
+sampled ones, the other's does not.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("run_times", ROOT / "docs" / "run_times.py")
+rt = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(rt)
+
+HEAD = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"
+
+
+def _job(results, stage, cell, wall_s, cpu_s, rss_MB, log_line=None):
+    bench = results / "benchmarks" / stage / f"{cell}.tsv"
+    bench.parent.mkdir(parents=True, exist_ok=True)
+    bench.write_text(f"{HEAD}\n{wall_s}\t0:00:01\t{rss_MB}\t1\t1\t1\t0\t0\t50\t{cpu_s}\n")
+    if log_line is not None:
+        log = results / "logs" / stage / f"{cell}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"nmmval simulate p=0.5: 100 % (3.0 s, 0.0 s left)\n{log_line}\n")
+
+
+@pytest.fixture
+def run(tmp_path):
+    results = tmp_path / "results" / "paper"
+    cost = "nmmval simulate: wrote network.nc (CPU 40.5 s, peak 900 MiB)"
+    _job(results, "simulate", "p~0.500/lam~0.900/seed~0000", 45.0, 14.0, 880.0, cost)
+    _job(results, "simulate", "p~0.500/lam~0.900/seed~0001", 30.0, 12.0, 700.0, "no cost here")
+    _job(results, "compare", "p~0.500/lam~0.900/seed~0000", 11.0, 9.5, 420.0)
+    return results
+
+
+def test_cpu_from_the_log_where_it_has_the_cost_line(run):
+    t = rt.stage_times(run)
+    assert list(t) == ["simulate", "compare"]
+    sim = t["simulate"]
+    assert sim["jobs"] == 2 and sim["sampled"] == 1
+    assert sim["wall_s"] == pytest.approx(75.0)
+    assert sim["cpu_s"] == pytest.approx(40.5 + 12.0)
+    assert sim["max_rss_MB"] == pytest.approx(880.0)
+    assert t["compare"]["cpu_s"] == pytest.approx(9.5) and t["compare"]["sampled"] == 1
+
+
+def test_table_totals_and_command_line(run, capsys):
+    assert rt.main([str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "| simulate | 2 | 75 | 52 | 37.5 | 26.2 | 880 | 1 |" in out
+    assert "| all | 3 | 86 | 62 | | | | 2 |" in out
+
+
+def test_a_benchmark_file_without_numbers_names_itself(run):
+    bad = run / "benchmarks" / "compare" / "p~0.500" / "lam~0.900" / "seed~0001.tsv"
+    bad.write_text(HEAD + "\n")
+    with pytest.raises(ValueError, match="seed~0001.tsv"):
+        rt.stage_times(run)
+
+
+def test_a_folder_without_benchmarks_is_one_line(tmp_path, capsys):
+    assert rt.main([str(tmp_path)]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
