@@ -5,7 +5,7 @@
 #   snakemake --configfile config/paper.yaml      the paper's sweep
 #   snakemake cube | figures                      one stage's target
 #   snakemake cell --config cell='{p: 0.3, lam: 0.8, seed: 1}'   one more cell
-#   snakemake --forcerun results/quick/cells/p~0.300/lam~0.800/seed~0001/network.nc
+#   snakemake --forcerun results/quick/cells/p~0.700/lam~0.800/seed~0001/network.nc
 #                                                 rerun that cell and all after it
 #   snakemake --report report.html                the figures in one browsable file
 #
