@@ -15,14 +15,20 @@ one (nmmval from 5b1a646 on), else from the benchmark file, whose sampling
 (every 0.5 s for a job's first 15 s, then every 30 s) misses the CPU time of
 a longer job after its last sample: a lower bound, counted in the table. A
 job's wall includes the time it waited for the CPU beside the other jobs (and
-any pause of the whole run); its CPU seconds do not. The run's own wall time is in the log of
-docs/paper_runs.sh (GNU time of each invocation that ended; a run stopped and
-resumed has several).
+any pause of the whole run); its CPU seconds do not.
+
+The run's own wall time comes from Snakemake's logs in
+``<outdir>/.snakemake/log/`` (``results`` is ``<outdir>/results/<run>``): each
+invocation that worked on the run (its log names ``results/<run>/``) started
+at the time in its log's name and ended at the log's last write. A run stopped
+and resumed has several; their elapsed times are summed (a pause of a running
+invocation counts, an interval between invocations does not).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 import statistics
 import sys
@@ -84,6 +90,18 @@ def stage_times(results: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def invocations(results: Path) -> list[tuple[dt.datetime, dt.datetime]]:
+    """(start, end) of each Snakemake invocation that worked on the run in ``results``, from
+    the logs in ``<outdir>/.snakemake/log`` (module docstring), in order of start."""
+    marker = f"results/{results.name}/"
+    out = []
+    for log in sorted((results.parent.parent / ".snakemake" / "log").glob("*.snakemake.log")):
+        if marker in log.read_text(errors="replace"):
+            start = dt.datetime.strptime(log.name.split(".snakemake")[0], "%Y-%m-%dT%H%M%S.%f")
+            out.append((start, dt.datetime.fromtimestamp(log.stat().st_mtime)))
+    return out
+
+
 def table(times: dict[str, dict[str, float]]) -> str:
     """The per-stage table (Markdown) with a total row."""
     head = ["stage", "jobs", "Σ wall s", "Σ CPU s", "median wall s", "median CPU s", "peak MB"]
@@ -112,6 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     times = stage_times(args.results)
     print(f"### Time per stage: {args.results.name}\n\n{table(times)}")
+    runs = invocations(args.results)
+    if runs:
+        elapsed_s = sum((end - start).total_seconds() for start, end in runs)
+        print(
+            f"\n- the run: {len(runs)} Snakemake invocation{'s' * (len(runs) > 1)}, "
+            f"{elapsed_s:.0f} s "
+            f"({elapsed_s / 3600:.2f} h) elapsed in them, {runs[0][0]:%Y-%m-%d %H:%M} to "
+            f"{runs[-1][1]:%Y-%m-%d %H:%M}"
+        )
     return 0
 
 

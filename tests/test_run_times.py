@@ -3,12 +3,15 @@
 A synthetic run folder holds Snakemake's benchmark files (its real header)
 for two simulations and one compare; one simulation's log ends with
 nmmval's cost line, whose CPU seconds must replace the benchmark file's
-sampled ones, the other's does not.
+sampled ones, the other's does not. Snakemake's logs of two invocations of
+the run and one of another run give the run's elapsed time.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
+import os
 
 import pytest
 
@@ -69,3 +72,26 @@ def test_a_benchmark_file_without_numbers_names_itself(run):
 def test_a_folder_without_benchmarks_is_one_line(tmp_path, capsys):
     assert rt.main([str(tmp_path)]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def _snakemake_log(outdir, start, minutes, text):
+    log = outdir / ".snakemake" / "log" / f"{start:%Y-%m-%dT%H%M%S.%f}.snakemake.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(text)
+    end = (start + dt.timedelta(minutes=minutes)).timestamp()
+    os.utime(log, (end, end))
+
+
+def test_the_runs_elapsed_time_sums_its_own_invocations(run, capsys):
+    outdir = run.parent.parent
+    t0 = dt.datetime(2026, 12, 7, 9, 52, 3, 269078)
+    job = "Shell command: nmmval simulate ... --out results/paper/cells/p~0.500/network.nc"
+    _snakemake_log(outdir, t0, 17, job)
+    _snakemake_log(outdir, t0 + dt.timedelta(hours=1), 30, "results/highg-10s/cells/x")
+    _snakemake_log(outdir, t0 + dt.timedelta(hours=3), 60, job)
+    _snakemake_log(outdir, t0 + dt.timedelta(hours=5), 0, "Unlocked working directory.")
+    runs = rt.invocations(run)
+    assert [start for start, _ in runs] == [t0, t0 + dt.timedelta(hours=3)]
+    assert sum((end - start).total_seconds() for start, end in runs) == pytest.approx(77 * 60)
+    assert rt.main([str(run)]) == 0
+    assert "- the run: 2 Snakemake invocations, 4620 s (1.28 h)" in capsys.readouterr().out
