@@ -19,7 +19,7 @@ import yaml
 
 from nmmval import figures
 
-from conftest import CELL_JOBS, SNAKEFILE, TINY, cell_jobs, kill_at
+from conftest import CELL_JOBS, SNAKEFILE, TINY, TINY_CELLS, cell_jobs, kill_at
 from conftest import ROOT as REPO
 from conftest import job_counts as _job_counts
 from conftest import snakemake_in as _snakemake
@@ -255,7 +255,7 @@ def test_killed_run_resumes_only_missing_jobs_and_matches(tiny_run, tmp_path):
     counts = _job_counts(res.stdout + res.stderr)
     n_cell_jobs = cell_jobs(counts)
     redone = len([p for p in rewritten if p.name == "network.nc"])
-    assert n_cell_jobs == 3 * 8 - len(networks) + redone, counts
+    assert n_cell_jobs == 3 * TINY_CELLS - len(networks) + redone, counts
     assert list(cells.rglob("*.tmp.nc")) == [], "temporary files of killed writers left behind"
 
     resumed = xr.open_dataset(workdir / "results" / "tiny" / "cube.nc")
