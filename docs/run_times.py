@@ -29,19 +29,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 import statistics
 import sys
 from pathlib import Path
 
+from nmmval.cli import COST
+
 #: the stages with a benchmark file per job, in the workflow's order
 STAGES = ("simulate", "fit", "masses", "compare")
-
-
 #: the benchmark file's columns this script reads
 COLUMNS = ("s", "cpu_time", "max_rss")
-#: the cost at the end of nmmval's last line (nmmval.cli._wrote)
-_COST = re.compile(r"\(CPU ([\d.]+) s, peak (\d+) MiB\)$")
 
 
 def read_benchmark(path: Path) -> dict[str, float]:
@@ -59,7 +56,7 @@ def logged_cpu_s(log: Path) -> float | None:
     if not log.is_file():
         return None
     lines = log.read_text(errors="replace").splitlines()
-    m = _COST.search(lines[-1]) if lines else None
+    m = COST.search(lines[-1]) if lines else None
     return float(m[1]) if m else None
 
 
@@ -135,9 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         elapsed_s = sum((end - start).total_seconds() for start, end in runs)
         print(
             f"\n- the run: {len(runs)} Snakemake invocation{'s' * (len(runs) > 1)}, "
-            f"{elapsed_s:.0f} s "
-            f"({elapsed_s / 3600:.2f} h) elapsed in them, {runs[0][0]:%Y-%m-%d %H:%M} to "
-            f"{runs[-1][1]:%Y-%m-%d %H:%M}"
+            f"{elapsed_s:.0f} s ({elapsed_s / 3600:.2f} h) elapsed in them, "
+            f"{runs[0][0]:%Y-%m-%d %H:%M} to {runs[-1][1]:%Y-%m-%d %H:%M}"
         )
     return 0
 

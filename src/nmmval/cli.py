@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import re
 import resource
 import sys
 from pathlib import Path
@@ -24,6 +25,10 @@ from nmmval import __version__, store
 from nmmval import config as cfgmod
 from nmmval.profiles import ProfileError
 from nmmval.store import InputError, OutputError
+
+#: the process's cost at the end of a subcommand's last line (:func:`_wrote`), as
+#: docs/run_times.py reads it back: CPU seconds, peak MiB
+COST = re.compile(r"\(CPU ([\d.]+) s, peak (\d+) MiB\)$")
 
 
 def _wrote(command: str, what) -> int:
