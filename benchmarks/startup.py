@@ -236,6 +236,7 @@ def measure(outdir: Path, repeat: int, sides: dict[str, Path]) -> dict:
             for argv in argvs:
                 timed([py, "-m", "nmmval.cli", *argv], env)
     first = next(iter(envs.values()))
+    # the floor: the modules of this checkout's jobs (the last side), in its environment
     last = next(reversed(sides))
     floor_dir = outdir / "floor"
     floor_dir.mkdir(parents=True, exist_ok=True)
@@ -246,10 +247,9 @@ def measure(outdir: Path, repeat: int, sides: dict[str, Path]) -> dict:
     for stage in STAGE_MODULES:
         for label in sides:
             runs[label][stage] = {"jobs": [], "imports": [], "work": []}
-        floor_runs = []
+        floor_cmd, floor_runs = [py, "-c", _FLOOR, str(floor_lists[stage]), str(floor_dir)], []
         for _ in range(repeat):
-            floor_cmd = [py, "-c", _FLOOR, str(floor_lists[stage]), str(floor_dir)]
-            wall, _cpu, failed = timed(floor_cmd, first)
+            wall, _cpu, failed = timed(floor_cmd, envs[last])
             floor_runs.append((wall, int(failed)))
             for label, env in envs.items():
                 argv, r = stages[label][stage][0], runs[label][stage]
