@@ -27,7 +27,10 @@ each parameter set (``--paper``, ``--highg``) in turn:
    rules of :func:`grade_inside` and :func:`grade_fails`; 3-6 are left to
    the prose, which weighs "largely", "small" and "changes".
 3. **The ladder**: per regime, the verdict counts of every mass model, with
-   the inadequate verdicts' reasons.
+   the inadequate verdicts' reasons; then each step of the ladder (the
+   registry's ``below`` and ``adds``, MODEL.md §5.2): where the model above
+   is adequate and the one below is not, the term it adds explains the
+   failure (:func:`ladder_steps`).
 4. **Finite size** (``--finite N=CUBE``, repeated): the λ = 0.8 row at each
    N: E rate, noise ceiling of ρ and every model's verdicts, side by side.
 
@@ -62,6 +65,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from nmmval import models
 from nmmval.analysis.protocol import ADEQUATE, INADEQUATE, UNDECIDED
 from nmmval.datasets import LIF
 from nmmval.figures import reason_code, seed_warning
@@ -162,10 +166,11 @@ def cells(ds: xr.Dataset) -> xr.Dataset:
 
     ``rate`` and ``synchrony`` are seed means, ``freq`` the network's median
     frequency, ``regime`` as :func:`regimes`; ``verdict`` and ``reasons`` the
-    protocol's, on the held-out half for the fitted models (MODEL.md §5.3);
+    protocol's, on the held-out half for the fitted models (MODEL.md §5.3),
+    ``verdict_held_out`` every model's on the held-out half;
     ``fits_paper`` / ``fails_paper`` the paper's χ² reading (module
     docstring); ``mfm_diverged`` the MFM's diverged seeds; the attribute
-    ``onsets`` is :func:`regimes`'s.
+    ``onsets`` is :func:`regimes`'s, ``fitted`` names the fitted models.
     """
     ds = ds.sortby("p")
     regime, onsets = regimes(ds)
@@ -180,6 +185,7 @@ def cells(ds: xr.Dataset) -> xr.Dataset:
             "regime": regime,
             "verdict": xr.where(held, ds.verdict_held_out, ds.verdict),
             "reasons": xr.where(held, ds.verdict_reasons_held_out, ds.verdict_reasons),
+            "verdict_held_out": ds.verdict_held_out,
             "fits_paper": ds.chi2_p_paper > alpha,
             "fails_paper": ~(ds.chi2_p_paper > alpha),
             "rho_significant_paper": ds.rho_p <= alpha,
@@ -191,7 +197,7 @@ def cells(ds: xr.Dataset) -> xr.Dataset:
             **{v: ds[v] for v in ("chi2", "chi2_p_paper", "rho", "rho_p", "tau_max_ms")},
             **{v: ds[v] for v in ("rho_ceiling", "chi2_floor")},
         },
-        attrs={"alpha": alpha, "onsets": onsets, "n_seeds": ds.sizes["seed"]},
+        attrs={"alpha": alpha, "onsets": onsets, "n_seeds": ds.sizes["seed"], "fitted": fitted},
     )
     return out.transpose("p", "lam", ...)
 
@@ -616,6 +622,69 @@ def section_ladder(label: str, c: xr.Dataset) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ladder_steps(c: xr.Dataset) -> list[dict]:
+    """Each step of the ladder (:func:`nmmval.models.steps`) per regime: where the model above
+    is adequate and the one below inadequate, the term it adds explains the failure.
+
+    Both models of a step are judged on the same window: the held-out half if
+    either is fitted (MODEL.md §5.3), the whole analysis window otherwise.
+    Steps with a model not in the cube are left out.
+
+    Returns
+    -------
+    list of dict
+        One per step: ``lower``, ``upper``, ``adds`` and per regime ``{"of",
+        "explained"`` (lower inadequate, upper adequate), ``"both_fail"``,
+        ``"worse"`` (lower adequate, upper inadequate), ``"both_fit"}``.
+    """
+    fitted = set(c.attrs["fitted"])
+    present = set(c.mass.values)
+    out = []
+    for low, up, adds in models.steps():
+        if not {low, up} <= present:
+            continue
+        v = c.verdict_held_out if {low, up} & fitted else c.verdict
+        lo_ok, lo_bad = v.sel(mass=low) == ADEQUATE, v.sel(mass=low) == INADEQUATE
+        up_ok, up_bad = v.sel(mass=up) == ADEQUATE, v.sel(mass=up) == INADEQUATE
+        step = {"lower": low, "upper": up, "adds": adds}
+        for r in REGIMES:
+            mask = c.regime == r
+            step[r] = {
+                "of": int(mask.sum()),
+                "explained": int((lo_bad & up_ok & mask).sum()),
+                "both_fail": int((lo_bad & up_bad & mask).sum()),
+                "worse": int((lo_ok & up_bad & mask).sum()),
+                "both_fit": int((lo_ok & up_ok & mask).sum()),
+            }
+        out.append(step)
+    return out
+
+
+def section_steps(label: str, c: xr.Dataset) -> str:
+    """The ladder's steps for one parameter set (part of section 3)."""
+    steps = ladder_steps(c)
+    regimes_ = [r for r in REGIMES if steps and steps[0][r]["of"]]
+    rows = [
+        [
+            f"{s['lower']} → {s['upper']}",
+            s["adds"],
+            *(
+                f"{s[r]['explained']} / {s[r]['both_fail']} / {s[r]['worse']} / {s[r]['both_fit']}"
+                for r in regimes_
+            ),
+        ]
+        for s in steps
+    ]
+    head = ["step", "adds", *(f"{r} ({steps[0][r]['of']})" for r in regimes_)]
+    return (
+        f"### The ladder's steps: {label}\n\n"
+        "Per regime, cells where the model above is adequate and the one below inadequate (the "
+        "added term explains the failure) / both inadequate / the one below adequate, the one "
+        "above inadequate / both adequate. A step with a fitted model is judged on the held-out "
+        "half.\n\n" + _table(head, rows) + "\n"
+    )
+
+
 # ------------------------------------------------------------------ 4. finite size
 def finite_row(runs: dict[int, xr.Dataset]) -> dict:
     """The λ = :data:`FINITE_LAM` row of each N's cells, on the p they share.
@@ -756,6 +825,7 @@ def main(argv: list[str] | None = None) -> int:
             print(section_cells(label, c))
             print(section_findings(label, c))
             print(section_ladder(label, c))
+            print(section_steps(label, c))
         if finite:
             print(section_finite(finite))
         if args.summary_dir:

@@ -131,3 +131,26 @@ def test_register_refuses_clashes(toy):
         models.register(MassModel("OTHER", constant_vbar, "x", "x", "red", extra=TOY.extra))
     with pytest.raises(ValueError, match="already registered"):
         models.register(MassModel("LIF", constant_vbar, "x", "x", "red"))
+
+
+def test_ladder_steps_come_from_the_registry():
+    """MODEL.md §5.2: each rung names the rungs below it and what it adds."""
+    assert models.steps() == (
+        ("CFM", "CBM", "the network's conductances (no Freeman reduction)"),
+        ("MFM", "CBM", "the network's conductances (no Freeman reduction)"),
+        ("CBM", "CBM-R", "reset and refractoriness"),
+        ("CBM-R", "PDM", "the voltage distribution"),
+        ("CFM", "CFM-fit", "parameters fitted per cell, not derived"),
+        ("MFM", "MFM-fit", "parameters fitted per cell, not derived"),
+    )
+    on_top = MassModel("TOP", constant_vbar, "x", "x", "red", below=("PDM",), adds="spread")
+    models.register(on_top)
+    try:
+        assert models.steps()[-1] == ("PDM", "TOP", "spread")
+    finally:
+        models.unregister("TOP")
+    with pytest.raises(ValueError, match="not registered before it"):
+        models.register(MassModel("TOP", constant_vbar, "x", "x", "red", below=("X",), adds="y"))
+    with pytest.raises(ValueError, match="both below and adds"):
+        models.register(MassModel("TOP", constant_vbar, "x", "x", "red", below=("PDM",)))
+    assert "TOP" not in models.names()

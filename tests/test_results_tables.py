@@ -155,6 +155,35 @@ def test_ladder_counts_every_model_per_regime(cells):
     assert lad[rt.ASYNC]["MFM-fit"] == {"A": 0, "U": 0, "I": 3, "reasons": {"L": 3}}
 
 
+def test_ladder_steps_count_where_the_added_term_explains_the_failure(cube):
+    ds = cube.copy(deep=True)
+    fast = [(p, 0.9) for p in P[1:]]
+    _set(ds, "verdict", fast, ADEQUATE, mass="CBM-R")  # reset explains the fast failures
+    _set(ds, "verdict", fast[:-1], ADEQUATE, mass="PDM")  # PDM fails one of them
+    # held-out half: the fitted step must judge the CFM there too, where it is adequate at (0, 0.8)
+    _set(ds, "verdict_held_out", [(0.0, 0.8), (0.1, 0.8)], ADEQUATE, mass="CFM-fit")
+    _set(ds, "verdict_held_out", [(0.0, 0.8)], ADEQUATE, mass="CFM")
+    steps = {(s["lower"], s["upper"]): s for s in rt.ladder_steps(rt.cells(ds))}
+    assert set(steps) == {
+        ("CFM", "CBM"), ("MFM", "CBM"), ("CBM", "CBM-R"), ("CBM-R", "PDM"),
+        ("CFM", "CFM-fit"), ("MFM", "MFM-fit"),
+    }  # fmt: skip
+    assert steps[("CBM", "CBM-R")]["adds"] == "reset and refractoriness"
+    assert steps[("CBM", "CBM-R")][rt.FAST] == {
+        "of": 5, "explained": 5, "both_fail": 0, "worse": 0, "both_fit": 0,
+    }  # fmt: skip
+    assert steps[("CBM-R", "PDM")][rt.FAST] == {
+        "of": 5, "explained": 0, "both_fail": 0, "worse": 1, "both_fit": 4,
+    }  # fmt: skip
+    assert steps[("CFM", "CBM")][rt.ONSET] == {
+        "of": 2, "explained": 0, "both_fail": 0, "worse": 2, "both_fit": 0,
+    }  # fmt: skip
+    assert steps[("CFM", "CFM-fit")][rt.ASYNC] == {
+        "of": 3, "explained": 1, "both_fail": 1, "worse": 0, "both_fit": 1,
+    }  # fmt: skip
+    assert steps[("CFM", "CFM-fit")][rt.ONSET]["worse"] == 0  # not the whole-window CFM's A
+
+
 def test_finite_size_compares_the_shared_p_of_the_row():
     small = designed_cube(N=2500)
     small["verdict"].loc[dict(p=0.0, lam=0.8, mass="CBM")] = UNDECIDED  # quiet at every N
@@ -176,6 +205,7 @@ def test_command_line_prints_every_section_and_writes_summaries(cube, tmp_path, 
     out = capsys.readouterr().out
     for head in ("Cell by cell: paper", "The six findings: highg", "The ladder: paper"):
         assert f"## {head}" in out
+    assert "| CBM-R → PDM | the voltage distribution | 0 / 3 / 0 / 0 |" in out
     assert "## Finite size: λ = 0.8, N = 2500 / 10000" in out
     assert "Adequate in 3 cells, 2 in the onset region: partly." in out
     assert "| 0.20 | onset | 0.80 | 0.20 | 4.0 | A | I(S) |" in out

@@ -8,6 +8,9 @@ downstream iterates over :func:`registered`: masses.nc gets its potential
 in the ``model`` and ``mass`` coordinates, the figures a panel or a trace.
 A model with ``fitted=True`` also gets its parameters fitted per cell
 (:mod:`nmmval.models.fitted`: the workflow's ``fit`` rule writes fit.nc).
+A model's ``below`` and ``adds`` place it on the ladder (MODEL.md §5.2): the
+models one rung below and what it keeps that they drop; :func:`steps` lists
+the rungs, which the results' ladder tables read.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ __all__ = [
     "names",
     "register",
     "registered",
+    "steps",
     "unregister",
 ]
 
@@ -37,11 +41,18 @@ def register(model: MassModel) -> MassModel:
     Raises
     ------
     ValueError
-        If its name is taken (or is "LIF"), or one of its masses.nc variables
-        is another model's or the network's.
+        If its name is taken (or is "LIF"), one of its masses.nc variables is
+        another model's or the network's, a model it names as ``below`` is not
+        registered before it, or it names models ``below`` without saying what
+        it ``adds`` (or the reverse).
     """
     if model.name in _REGISTRY or model.name == LIF:
         raise ValueError(f"mass model {model.name!r} is already registered")
+    missing = [name for name in model.below if name not in _REGISTRY]
+    if missing:
+        raise ValueError(f"mass model {model.name!r}: below={missing} not registered before it")
+    if bool(model.below) != bool(model.adds):
+        raise ValueError(f"mass model {model.name!r}: give both below and adds, or neither")
     taken = {v for m in _REGISTRY.values() for v in (m.variable, *m.extra)} | set(NETWORK)
     clash = taken & {model.variable, *model.extra}
     if clash:
@@ -77,3 +88,9 @@ register(cbm.CBM_R)
 register(fokker_planck.MODEL)
 register(fitted.CFM_FIT)
 register(fitted.MFM_FIT)
+
+
+def steps() -> tuple[tuple[str, str, str], ...]:
+    """The ladder's steps (MODEL.md §5.2, §5.3): ``(lower, upper, what upper adds)`` for every
+    registered model and each model it names as ``below``, in registration order."""
+    return tuple((low, m.name, m.adds) for m in _REGISTRY.values() for low in m.below)

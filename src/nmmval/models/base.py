@@ -120,6 +120,14 @@ class MassModel:
     fitted : bool
         Its parameters are fitted per cell on the first half of the analysis
         window (``Drive.fit``, MODEL.md §5.3): it is judged on the held-out half.
+    below : tuple of str
+        The models one rung below it on the ladder (MODEL.md §5.2, §5.3): the
+        registered models that drop what it keeps. Empty for a model at the
+        foot of the ladder.
+    adds : str
+        What it keeps that the models ``below`` drop ("reset and
+        refractoriness"): the term whose absence its adequacy where they fail
+        points to. Empty if ``below`` is.
     """
 
     name: str
@@ -129,6 +137,8 @@ class MassModel:
     colour: str
     extra: Mapping[str, Var] = field(default_factory=dict)
     fitted: bool = False
+    below: tuple[str, ...] = ()
+    adds: str = ""
 
     @property
     def variable(self) -> str:

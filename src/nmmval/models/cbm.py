@@ -433,6 +433,8 @@ CBM = MassModel(
     "(V_P - v_sigma), no reset (MODEL.md §5.2)",
     colour="tab:green",
     extra={"V_pop_cbm": population_potentials("CBM")},
+    below=("CFM", "MFM"),
+    adds="the network's conductances (no Freeman reduction)",
 )
 
 CBM_R = MassModel(
@@ -443,4 +445,6 @@ CBM_R = MassModel(
     "recorded spike counts n_P: V_P = (F_P U_P + R_P v_reset)/N_P (MODEL.md §5.2)",
     colour="tab:purple",
     extra={"V_pop_cbm_r": population_potentials("CBM-R")},
+    below=("CBM",),
+    adds="reset and refractoriness",
 )

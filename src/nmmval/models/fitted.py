@@ -329,6 +329,8 @@ CFM_FIT = MassModel(
     "half of the analysis window, pooled over seeds; judged on the held-out half (MODEL.md §5.3)",
     colour="tab:brown",
     fitted=True,
+    below=("CFM",),
+    adds="parameters fitted per cell, not derived",
 )
 MFM_FIT = MassModel(
     name="MFM-fit",
@@ -339,4 +341,6 @@ MFM_FIT = MassModel(
     "held-out half (MODEL.md §5.3)",
     colour="tab:cyan",
     fitted=True,
+    below=("MFM",),
+    adds="parameters fitted per cell, not derived",
 )

@@ -379,4 +379,6 @@ MODEL = MassModel(
             "for a population without cells",
         ),
     },
+    below=("CBM-R",),
+    adds="the voltage distribution",
 )
