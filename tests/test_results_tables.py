@@ -213,9 +213,15 @@ def test_command_line_prints_every_section_and_writes_summaries(cube, tmp_path, 
         with xr.open_dataset(tmp_path / "sum" / f"cube_{label}_summary.nc") as s:
             assert "spectrum" in s and int((s.verdict == ADEQUATE).sum()) > 0
     small = tmp_path / "small.nc"
-    assert not rt.summary(cube, small, max_bytes=1000)
+    assert rt.summary(cube, small, max_bytes=1000) == ()
     with xr.open_dataset(small) as s:
         assert "spectrum" not in s and "xcorr" not in s and "verdict_held_out" in s
+    # a limit between the sizes without the spectra and without both keeps the curves
+    assert rt.summary(cube.drop_vars("spectrum"), small) == ("xcorr",)
+    limit = small.stat().st_size + 100
+    assert rt.summary(cube, small, max_bytes=limit) == ("xcorr",)
+    with xr.open_dataset(small) as s:
+        assert "spectrum" not in s and "xcorr" in s and "dropped" in s.attrs["comment"]
 
 
 def test_finite_size_label_must_match_the_run(cube, tmp_path):
