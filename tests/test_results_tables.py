@@ -169,18 +169,17 @@ def test_ladder_steps_count_where_the_added_term_explains_the_failure(cube):
         ("CFM", "CFM-fit"), ("MFM", "MFM-fit"),
     }  # fmt: skip
     assert steps[("CBM", "CBM-R")]["adds"] == "reset and refractoriness"
-    assert steps[("CBM", "CBM-R")][rt.FAST] == {
-        "of": 5, "explained": 5, "both_fail": 0, "worse": 0, "both_fit": 0,
-    }  # fmt: skip
-    assert steps[("CBM-R", "PDM")][rt.FAST] == {
-        "of": 5, "explained": 0, "both_fail": 0, "worse": 1, "both_fit": 4,
-    }  # fmt: skip
-    assert steps[("CFM", "CBM")][rt.ONSET] == {
-        "of": 2, "explained": 0, "both_fail": 0, "worse": 2, "both_fit": 0,
-    }  # fmt: skip
-    assert steps[("CFM", "CFM-fit")][rt.ASYNC] == {
-        "of": 3, "explained": 1, "both_fail": 1, "worse": 0, "both_fit": 1,
-    }  # fmt: skip
+    #: (lower, upper), regime -> (explained, both_fail, worse, both_fit)
+    expected = {
+        (("CBM", "CBM-R"), rt.FAST): (5, 0, 0, 0),
+        (("CBM-R", "PDM"), rt.FAST): (0, 0, 1, 4),
+        (("CFM", "CBM"), rt.ONSET): (0, 0, 2, 0),
+        (("CFM", "CFM-fit"), rt.ASYNC): (1, 1, 0, 1),
+    }
+    for (step, regime), counts in expected.items():
+        got = steps[step][regime]
+        assert (got["explained"], got["both_fail"], got["worse"], got["both_fit"]) == counts
+        assert got["of"] == sum(r == regime for r in np.ravel(REGIME))
     assert steps[("CFM", "CFM-fit")][rt.ONSET]["worse"] == 0  # not the whole-window CFM's A
 
 
