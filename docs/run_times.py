@@ -3,6 +3,7 @@
 Usage::
 
     python docs/run_times.py RUNS/results/paper
+    python docs/run_times.py docs/results/parts/paper
 
 Every simulate, fit, masses and compare job of the workflow writes
 Snakemake's benchmark file ``results/<run>/benchmarks/<stage>/….tsv`` (wall
@@ -23,11 +24,15 @@ invocation that worked on the run (its log names ``results/<run>/``) started
 at the time in its log's name and ended at the log's last write. A run stopped
 and resumed has several; their elapsed times are summed (a pause of a running
 invocation counts, an interval between invocations does not).
+
+A run carried across machines in parts (docs/run_parts.py) is read from its
+parts folder instead: the jobs' rows and the invocations that each save kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import statistics
 import sys
@@ -39,6 +44,10 @@ from nmmval.cli import COST
 STAGES = ("simulate", "fit", "masses", "compare")
 #: the benchmark file's columns this script reads
 COLUMNS = ("s", "cpu_time", "max_rss")
+#: in a run's parts folder (docs/run_parts.py): the per-job times, one file per save
+JOBS_GLOB = "jobs-*.csv"
+#: ... and the Snakemake invocations that worked on the run, one row each
+INVOCATIONS = "invocations.csv"
 
 
 def read_benchmark(path: Path) -> dict[str, float]:
@@ -60,31 +69,56 @@ def logged_cpu_s(log: Path) -> float | None:
     return float(m[1]) if m else None
 
 
-def stage_times(results: Path) -> dict[str, dict[str, float]]:
-    """Per stage of ``results`` (a run's results folder): jobs, Σ and median wall and CPU
-    seconds, largest peak memory (MB), and the jobs whose CPU seconds are the benchmark
-    file's sampled lower bound (``sampled``)."""
-    out = {}
+def job_rows(results: Path) -> list[dict]:
+    """One row per job of ``results`` (a run's results folder), stage by stage: ``stage``,
+    ``job`` (its benchmark file under the stage's folder, without ``.tsv``: the cell),
+    ``wall_s``, ``cpu_s``, ``sampled`` (the CPU seconds are the benchmark file's lower
+    bound) and ``max_rss_MB``."""
+    rows = []
     for stage in STAGES:
         folder = results / "benchmarks" / stage
-        files = sorted(folder.rglob("*.tsv"))
-        if not files:
+        for f in sorted(folder.rglob("*.tsv")):
+            bench = read_benchmark(f)
+            job = f.relative_to(folder).with_suffix("")
+            logged = logged_cpu_s(results / "logs" / stage / job.with_suffix(".log"))
+            rows.append(
+                {
+                    "stage": stage,
+                    "job": job.as_posix(),
+                    "wall_s": bench["s"],
+                    "cpu_s": bench["cpu_time"] if logged is None else logged,
+                    "sampled": logged is None,
+                    "max_rss_MB": bench["max_rss"],
+                }
+            )
+    return rows
+
+
+def aggregate(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Per stage of :func:`job_rows`: jobs, Σ and median wall and CPU seconds, largest peak
+    memory (MB), and the jobs whose CPU seconds are the sampled lower bound (``sampled``)."""
+    out = {}
+    for stage in STAGES:
+        jobs = [r for r in rows if r["stage"] == stage]
+        if not jobs:
             continue
-        jobs = [read_benchmark(f) for f in files]
-        logs = [results / "logs" / stage / f.relative_to(folder).with_suffix(".log") for f in files]
-        logged = [logged_cpu_s(log) for log in logs]
-        wall = [j["s"] for j in jobs]
-        cpu = [j["cpu_time"] if c is None else c for j, c in zip(jobs, logged, strict=True)]
+        wall = [r["wall_s"] for r in jobs]
+        cpu = [r["cpu_s"] for r in jobs]
         out[stage] = {
             "jobs": len(jobs),
-            "sampled": sum(c is None for c in logged),
+            "sampled": sum(bool(r["sampled"]) for r in jobs),
             "wall_s": sum(wall),
             "cpu_s": sum(cpu),
             "median_wall_s": statistics.median(wall),
             "median_cpu_s": statistics.median(cpu),
-            "max_rss_MB": max(j["max_rss"] for j in jobs),
+            "max_rss_MB": max(r["max_rss_MB"] for r in jobs),
         }
     return out
+
+
+def stage_times(results: Path) -> dict[str, dict[str, float]]:
+    """:func:`aggregate` of the jobs of ``results`` (a run's results folder)."""
+    return aggregate(job_rows(results))
 
 
 def invocations(results: Path) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -97,6 +131,51 @@ def invocations(results: Path) -> list[tuple[dt.datetime, dt.datetime]]:
             start = dt.datetime.strptime(log.name.split(".snakemake")[0], "%Y-%m-%dT%H%M%S.%f")
             out.append((start, dt.datetime.fromtimestamp(log.stat().st_mtime)))
     return out
+
+
+def add_invocations(path: Path, runs: list[tuple[dt.datetime, dt.datetime]]) -> None:
+    """Keep each invocation once (by its start), with the latest end seen."""
+    known = dict(read_invocations(path))
+    known.update(runs)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["start", "end"])
+        w.writerows((s.isoformat(), e.isoformat()) for s, e in sorted(known.items()))
+
+
+def read_invocations(path: Path) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The (start, end) rows of an :data:`INVOCATIONS` file; none if it does not exist."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [
+            (dt.datetime.fromisoformat(r["start"]), dt.datetime.fromisoformat(r["end"]))
+            for r in csv.DictReader(f)
+        ]
+
+
+def write_jobs(path: Path, rows: list[dict]) -> None:
+    """Write :func:`job_rows` rows as CSV (docs/run_parts.py keeps them with a run's parts)."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def read_jobs(parts: Path) -> list[dict]:
+    """The rows of every :data:`JOBS_GLOB` file in ``parts`` (:func:`job_rows`' layout)."""
+    rows = []
+    for path in sorted(parts.glob(JOBS_GLOB)):
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                rows.append(
+                    {
+                        **r,
+                        **{k: float(r[k]) for k in ("wall_s", "cpu_s", "max_rss_MB")},
+                        "sampled": r["sampled"] == "True",
+                    }
+                )
+    return rows
 
 
 def table(times: dict[str, dict[str, float]]) -> str:
@@ -120,14 +199,20 @@ def table(times: dict[str, dict[str, float]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results", type=Path, help="the run's results folder (RUNS/results/<run>)")
-    args = ap.parse_args(argv)
-    if not (args.results / "benchmarks").is_dir():
-        print(f"run_times: {args.results / 'benchmarks'} is not a folder", file=sys.stderr)
+    ap.add_argument(
+        "results",
+        type=Path,
+        help="the run's results folder (RUNS/results/<run>) or its parts folder",
+    )
+    folder = ap.parse_args(argv).results
+    if (folder / "benchmarks").is_dir():
+        times, runs = stage_times(folder), invocations(folder)
+    elif any(folder.glob(JOBS_GLOB)):
+        times, runs = aggregate(read_jobs(folder)), read_invocations(folder / INVOCATIONS)
+    else:
+        print(f"run_times: {folder} holds neither benchmarks/ nor {JOBS_GLOB}", file=sys.stderr)
         return 1
-    times = stage_times(args.results)
-    print(f"### Time per stage: {args.results.name}\n\n{table(times)}")
-    runs = invocations(args.results)
+    print(f"### Time per stage: {folder.name}\n\n{table(times)}")
     if runs:
         elapsed_s = sum((end - start).total_seconds() for start, end in runs)
         print(

@@ -95,3 +95,21 @@ def test_the_runs_elapsed_time_sums_its_own_invocations(run, capsys):
     assert sum((end - start).total_seconds() for start, end in runs) == pytest.approx(77 * 60)
     assert rt.main([str(run)]) == 0
     assert "- the run: 2 Snakemake invocations, 4620 s (1.28 h)" in capsys.readouterr().out
+
+
+def test_a_parts_folder_gives_the_same_table_as_its_run(run, tmp_path, capsys):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    rows = rt.job_rows(run)
+    rt.write_jobs(parts / "jobs-20261207T000000Z.csv", rows[:2])
+    rt.write_jobs(parts / "jobs-20261208T000000Z.csv", rows[2:])
+    t0 = dt.datetime(2026, 12, 7, 9, 52, 3)
+    rt.add_invocations(parts / rt.INVOCATIONS, [(t0, t0 + dt.timedelta(minutes=10))])
+    later = t0 + dt.timedelta(minutes=20)  # the same invocation seen again, and a new one
+    again = [(t0, later), (later, later + dt.timedelta(hours=1))]
+    rt.add_invocations(parts / rt.INVOCATIONS, again)
+    assert rt.aggregate(rt.read_jobs(parts)) == rt.stage_times(run)
+    assert rt.main([str(parts)]) == 0
+    out = capsys.readouterr().out
+    assert "| all | 3 | 86 | 62 | | | | 2 |" in out
+    assert "- the run: 2 Snakemake invocations, 4800 s (1.33 h)" in out

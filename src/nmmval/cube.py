@@ -255,6 +255,23 @@ def _nan_cells(da: xr.DataArray) -> list[str]:
     return out
 
 
+def mark_nan(cube: xr.Dataset) -> list[str]:
+    """Name each variable's NaN points and why in its attributes (``nan_cells``,
+    ``nan_reason``), replacing any earlier ones; returns the variables that have any."""
+    diverged = bool(cube["diverged_seed"].any())
+    nan_vars = []
+    for name, da in cube.data_vars.items():
+        da.attrs.pop("nan_cells", None)
+        da.attrs.pop("nan_reason", None)
+        cells = _nan_cells(da)
+        if cells:
+            nan_vars.append(name)
+            da.attrs["nan_cells"] = "; ".join(cells)
+            reason = _NAN_DIVERGED if diverged else _NAN_DEFAULT
+            da.attrs["nan_reason"] = _NAN_REASON.get(name.removesuffix("_held_out"), reason)
+    return nan_vars
+
+
 def describe(params, values: dict, coords: dict, results_dir: Path) -> xr.Dataset:
     """The cube.nc Dataset of the filled arrays: attributes, NaN and constant cells listed.
 
@@ -280,15 +297,7 @@ def describe(params, values: dict, coords: dict, results_dir: Path) -> xr.Datase
         chi2_cut_comment="the normalised chi2 above which the paper's test rejects at alpha: "
         "for the bins up to analysis.fmax_store_Hz and for all bins to Nyquist",
     )
-    diverged = bool(values["diverged_seed"].any())
-    nan_vars = []
-    for name, da in cube.data_vars.items():
-        cells = _nan_cells(da)
-        if cells:
-            nan_vars.append(name)
-            da.attrs["nan_cells"] = "; ".join(cells)
-            reason = _NAN_DIVERGED if diverged else _NAN_DEFAULT
-            da.attrs["nan_reason"] = _NAN_REASON.get(name.removesuffix("_held_out"), reason)
+    nan_vars = mark_nan(cube)
     spectrum, above = values["spectrum"], values["spectrum_above_fmax"]
     zero = [
         f"p={p:.3f} lam={lam:.3f} model={m}"
