@@ -6,39 +6,68 @@
 #
 #   nohup sh docs/paper_runs.sh ../nmmval-runs > ../nmmval-runs.log 2>&1 &
 #
-# The same command run again continues from the finished cells (Snakemake redoes only what is
-# missing or incomplete); on a new machine it starts afresh. Each run's Snakemake log is
-# OUTDIR/<run>.log, its per-job times OUTDIR/results/<run>/benchmarks/.
+# Each run goes one lambda row at a time, and after each row the finished cells are saved as
+# parts in PARTS/<run> (default: docs/results/parts of this checkout; docs/run_parts.py). Only
+# the cells that no part holds are run, so the same command continues on a machine that kept
+# OUTDIR (Snakemake redoes only what is missing or incomplete) and, once the parts are
+# committed, on a new machine too. A run whose cells are all in parts is merged into
+# PARTS/<run>.nc, its summary cube, and its figures are drawn into
+# OUTDIR/results/<run>/figures-parts (the diagnostic cells run again for their pages, and
+# must give their parts' values). Each row's Snakemake log is OUTDIR/<run>-lam<lambda>.log,
+# its per-job times OUTDIR/results/<run>/benchmarks/ (kept with the parts as jobs-*.csv).
 #
 # One instance runs per OUTDIR (a second one exits at once): holding that lock, the script
 # knows that no other Snakemake works in OUTDIR, so it clears the lock that a killed run
 # (a logout, a lost session) leaves behind before it resumes.
 set -u
-OUT=${1:?usage: sh docs/paper_runs.sh OUTDIR}
+OUT=${1:?usage: sh docs/paper_runs.sh OUTDIR [PARTS]}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 cd "$(dirname "$0")/.."
+PARTS=${2:-docs/results/parts}
+mkdir -p "$PARTS"
+PARTS=$(cd "$PARTS" && pwd)
 exec 9> "$OUT/paper_runs.lock"
 if ! flock -n 9; then
     echo "another docs/paper_runs.sh works in $OUT: not started" >&2
     exit 1
 fi
 
+# run NAME CONFIGFILE...: NAME is the configs' run key
 run() {
     name=$1
     shift
     echo "$(date -u +%FT%TZ) start $name"
-    snakemake --directory "$OUT" --unlock "$@" > /dev/null 2>&1
-    if /usr/bin/time -f "$name: %e s wall, %U s user, %S s system" \
-        snakemake --directory "$OUT" --keep-going --rerun-incomplete "$@" > "$OUT/$name.log" 2>&1; then
-        echo "$(date -u +%FT%TZ) done $name"
-    else
-        echo "$(date -u +%FT%TZ) $name did not finish: see $OUT/$name.log"
-    fi
+    snakemake --directory "$OUT" --unlock --configfile "$@" > /dev/null 2>&1
+    python docs/run_parts.py missing "$PARTS/$name" --configfile "$@" > "$OUT/$name.rows" || return
+    while read -r targets; do
+        row=${targets#*lam~}
+        row=${row%%/*}
+        # $targets unquoted: one word per target
+        if /usr/bin/time -f "$name lambda $row: %e s wall, %U s user, %S s system" \
+            snakemake $targets --directory "$OUT" --keep-going --rerun-incomplete \
+            --configfile "$@" > "$OUT/$name-lam$row.log" 2>&1 < /dev/null; then
+            echo "$(date -u +%FT%TZ) done $name lambda $row"
+        else
+            echo "$(date -u +%FT%TZ) $name lambda $row did not finish: see $OUT/$name-lam$row.log"
+        fi
+        python docs/run_parts.py save "$OUT/results/$name" "$PARTS/$name" < /dev/null
+    done < "$OUT/$name.rows"
+    python docs/run_parts.py merge "$PARTS/$name" --configfile "$@" --out "$PARTS/$name.nc" \
+        || return
+    echo "$(date -u +%FT%TZ) merged $name"
+    # the diagnostic pages need the spectra and traces that parts do not keep: run those
+    # cells here (Snakemake skips them if this machine has them) and draw every figure
+    snakemake $(python docs/run_parts.py diagnostic "$PARTS/$name" --configfile "$@") \
+        --directory "$OUT" --rerun-incomplete --configfile "$@" > "$OUT/$name-diagnostic.log" 2>&1 \
+        < /dev/null \
+        && MPLBACKEND=Agg python docs/run_parts.py figures "$PARTS/$name" --configfile "$@" \
+            --results "$OUT/results/$name" --outdir "$OUT/results/$name/figures-parts" \
+        && echo "$(date -u +%FT%TZ) figures of $name in $OUT/results/$name/figures-parts"
 }
 
-run paper --configfile config/paper.yaml
-run highg-10s --configfile config/paper-highg.yaml config/runs/highg-10s.yaml
+run paper config/paper.yaml
+run highg-10s config/paper-highg.yaml config/runs/highg-10s.yaml
 for N in 2500 10000 40000; do
-    run "finite-N$N" --configfile config/paper.yaml "config/runs/finite-N$N.yaml"
+    run "finite-N$N" config/paper.yaml "config/runs/finite-N$N.yaml"
 done
