@@ -6,15 +6,16 @@
 #
 #   nohup sh docs/paper_runs.sh ../nmmval-runs > ../nmmval-runs.log 2>&1 &
 #
-# Each run goes one lambda row at a time, and after each row the finished cells are saved as
-# parts in PARTS/<run> (default: docs/results/parts of this checkout; docs/run_parts.py). Only
-# the cells that no part holds are run, so the same command continues on a machine that kept
-# OUTDIR (Snakemake redoes only what is missing or incomplete) and, once the parts are
-# committed, on a new machine too. A run whose cells are all in parts is merged into
-# PARTS/<run>.nc, its summary cube, and its figures are drawn into
-# OUTDIR/results/<run>/figures-parts (the diagnostic cells run again for their pages, and
-# must give their parts' values). Each row's Snakemake log is OUTDIR/<run>-lam<lambda>.log,
-# its per-job times OUTDIR/results/<run>/benchmarks/ (kept with the parts as jobs-*.csv).
+# Each run goes seven cells of one lambda row at a time, and after each batch the finished
+# cells are saved as parts in PARTS/<run> (default: docs/results/parts of this checkout;
+# docs/run_parts.py). Only the cells that no part holds are run, so the same command
+# continues on a machine that kept OUTDIR (Snakemake redoes only what is missing or
+# incomplete) and, once the parts are committed, on a new machine too. A run whose cells are
+# all in parts is merged into PARTS/<run>.nc, its summary cube, and its figures are drawn
+# into OUTDIR/results/<run>/figures-parts (the diagnostic cells run again for their pages,
+# and must give their parts' values). Each batch's Snakemake log is
+# OUTDIR/<run>-p<p>-lam<lambda>.log (its first cell), its per-job times
+# OUTDIR/results/<run>/benchmarks/ (kept with the parts as jobs-*.csv).
 #
 # One instance runs per OUTDIR (a second one exits at once): holding that lock, the script
 # knows that no other Snakemake works in OUTDIR, so it clears the lock that a killed run
@@ -41,15 +42,16 @@ run() {
     snakemake --directory "$OUT" --unlock --configfile "$@" > /dev/null 2>&1
     python docs/run_parts.py missing "$PARTS/$name" --configfile "$@" > "$OUT/$name.rows" || return
     while read -r targets; do
-        row=${targets#*lam~}
-        row=${row%%/*}
+        first=${targets#*p~}  # the batch's first cell, e.g. 0.350/lam~0.600
+        batch=p${first%%/*}-lam${first#*lam~}
+        batch=${batch%%/*}
         # $targets unquoted: one word per target
-        if /usr/bin/time -f "$name lambda $row: %e s wall, %U s user, %S s system" \
+        if /usr/bin/time -f "$name $batch: %e s wall, %U s user, %S s system" \
             snakemake $targets --directory "$OUT" --keep-going --rerun-incomplete \
-            --configfile "$@" > "$OUT/$name-lam$row.log" 2>&1 < /dev/null; then
-            echo "$(date -u +%FT%TZ) done $name lambda $row"
+            --configfile "$@" > "$OUT/$name-$batch.log" 2>&1 < /dev/null; then
+            echo "$(date -u +%FT%TZ) done $name batch from $batch"
         else
-            echo "$(date -u +%FT%TZ) $name lambda $row did not finish: see $OUT/$name-lam$row.log"
+            echo "$(date -u +%FT%TZ) $name batch from $batch did not finish: see $OUT/$name-$batch.log"
         fi
         python docs/run_parts.py save "$OUT/results/$name" "$PARTS/$name" < /dev/null
     done < "$OUT/$name.rows"

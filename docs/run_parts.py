@@ -25,7 +25,10 @@ any machine, runs only the cells that no part holds:
   seconds go to ``jobs-<UTC time>.csv`` and the run's Snakemake invocations
   to ``invocations.csv``, for docs/run_times.py.
 - ``missing``: the target files (``results/<run>/cells/…/compare.nc`` and
-  ``…/fit.nc``) of the cells that no part holds, one line per λ.
+  ``…/fit.nc``) of the cells that no part holds, one line per batch of at most
+  ``--cells`` cells (default 7) of one λ: a batch's cells finish together
+  (its fits wait for all its simulations), so a stay that ends loses at most
+  the batch it was running.
 - ``merge``: the parts of a whole grid as the run's summary cube, the same
   values as the summary of the cube that ``nmmval gather`` makes on one
   machine; refuses parts of another config, a cell held twice and a missing
@@ -164,14 +167,17 @@ def targets(params: cfgmod.Params, p: float, lam: float) -> list[str]:
     ]
 
 
-def missing(parts: Path, params: cfgmod.Params) -> list[list[str]]:
-    """The targets of the cells no part holds, one list per λ (that has any)."""
+def missing(parts: Path, params: cfgmod.Params, cells_per_batch: int = 7) -> list[list[str]]:
+    """The targets of the cells no part holds, in batches of at most ``cells_per_batch``
+    cells of one λ, in the grid's order."""
     held = held_cells(parts) if parts.is_dir() else {}
-    rows = [
-        [t for p in params.grid_p if _key(p, lam) not in held for t in targets(params, p, lam)]
-        for lam in params.grid_lam
-    ]
-    return [row for row in rows if row]
+    batches = []
+    for lam in params.grid_lam:
+        todo = [p for p in params.grid_p if _key(p, lam) not in held]
+        for i in range(0, len(todo), cells_per_batch):
+            batch = todo[i : i + cells_per_batch]
+            batches.append([t for p in batch for t in targets(params, p, lam)])
+    return batches
 
 
 def _diagnostic(params: cfgmod.Params) -> list[tuple[float, float]]:
@@ -270,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("results", type=Path, help="the run's results folder (RUNS/results/<run>)")
     sp.add_argument("parts", type=Path, help="the run's parts folder")
     commands = {
-        "missing": "print the targets of the cells no part holds, one line per lambda",
+        "missing": "print the targets of the cells no part holds, one line per batch",
         "diagnostic": "print the targets of the diagnostic cells, one line",
         "merge": "merge the parts into the run's summary cube",
         "figures": "draw the run's figures from its parts and its diagnostic cells",
@@ -279,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         sp = sub.add_parser(name, help=text)
         sp.add_argument("parts", type=Path, help="the run's parts folder")
         sp.add_argument("--configfile", type=Path, nargs="+", required=True)
+        if name == "missing":
+            sp.add_argument("--cells", type=int, default=7, help="cells per batch (7)")
         if name == "merge":
             sp.add_argument("--out", type=Path, required=True, help="the summary cube to write")
         if name == "figures":
@@ -293,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         params = load_params(args.configfile)
         if args.command == "missing":
-            for row in missing(args.parts, params):
+            for row in missing(args.parts, params, args.cells):
                 print(" ".join(row))
         elif args.command == "diagnostic":
             print(" ".join(t for cell in _diagnostic(params) for t in targets(params, *cell)))

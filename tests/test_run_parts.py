@@ -59,6 +59,11 @@ def test_save_leaves_out_an_unfinished_cell_and_missing_lists_it(stays):
                        f"{cell}/seed~0001/compare.nc"]  # fmt: skip
     with pytest.raises(ValueError, match="1 cells in no part"):
         run_parts.merge(parts, params)
+    batches = run_parts.missing(parts.parent / "no-parts", params, cells_per_batch=1)
+    firsts = [b[0].split("/")[3:5] for b in batches]  # lambda by lambda, p in order
+    assert firsts == [["p~0.100", "lam~0.800"], ["p~0.500", "lam~0.800"],
+                      ["p~0.100", "lam~1.000"], ["p~0.500", "lam~1.000"]]  # fmt: skip
+    assert [len(b) for b in run_parts.missing(parts.parent / "no-parts", params)] == [6, 6]
 
 
 def test_merged_parts_equal_the_one_machine_cube(stays, tiny_run, tmp_path):
