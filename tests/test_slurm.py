@@ -376,6 +376,19 @@ def _job_processes(jobids: set[str]) -> list[int]:
     return pids
 
 
+def _describe(pids: list[int]) -> str:
+    """'pid state command' of each process, for a failure message."""
+    out = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # ended meanwhile
+            continue
+        out.append(f"{pid} {state} {command.strip()}")
+    return "; ".join(out) or "none by now"
+
+
 def _mtimes(root: Path) -> dict[Path, int]:
     return {path: path.stat().st_mtime_ns for path in root.rglob("*") if path.is_file()}
 
@@ -509,11 +522,17 @@ def test_slurm_faults_recover(slurm_cluster, local_cube, tmp_path):
     assert states[hung_cell] == expected(hung_cell), f"time limit: {hung_cell} not retried once"
     assert _reported_failed(text, hung_job), "time limit: the TIMEOUT not reported as an error"
     jobids = set(dict(SUBMITTED.findall(text)))
-    _poll(
-        "time limit: end of every process of the run's jobs",
-        lambda: not _job_processes(jobids) or None,
-        60,
-    )
+    left: list[int] = []
+
+    def all_ended() -> bool | None:
+        left[:] = _job_processes(jobids)
+        return not left or None
+
+    # FAULT_WAIT, not a minute: 60 s ran out once beside a sweep that held both cores
+    try:
+        _poll("time limit: end of every process of the run's jobs", all_ended, FAULT_WAIT)
+    except pytest.fail.Exception as exc:
+        pytest.fail(f"{exc.msg}; left: {_describe(left)}")
     assert states[cancelled_cell] == ["CANCELLED"], f"scancel: {cancelled_cell} resubmitted"
     others = set(states) - {cancelled_cell} - fits
     assert {c: states[c] for c in others} == {c: expected(c) for c in others}, (
