@@ -79,12 +79,12 @@ def job_rows(results: Path) -> list[dict]:
         folder = results / "benchmarks" / stage
         for f in sorted(folder.rglob("*.tsv")):
             bench = read_benchmark(f)
-            job = f.relative_to(folder).with_suffix("")
-            logged = logged_cpu_s(results / "logs" / stage / job.with_suffix(".log"))
+            job = f.relative_to(folder).as_posix().removesuffix(".tsv")
+            logged = logged_cpu_s(results / "logs" / stage / f"{job}.log")
             rows.append(
                 {
                     "stage": stage,
-                    "job": job.as_posix(),
+                    "job": job,
                     "wall_s": bench["s"],
                     "cpu_s": bench["cpu_time"] if logged is None else logged,
                     "sampled": logged is None,

@@ -55,6 +55,15 @@ def test_cpu_from_the_log_where_it_has_the_cost_line(run):
     assert t["compare"]["cpu_s"] == pytest.approx(9.5) and t["compare"]["sampled"] == 1
 
 
+def test_a_fit_jobs_log_is_found_beside_its_cell_name(run):
+    # a fit job is named by <p, lam> alone: p~0.500/lam~0.900, whose ".900" is no suffix
+    cost = "nmmval fit: wrote fit.nc (CPU 13.2 s, peak 1513 MiB)"
+    _job(run, "fit", "p~0.500/lam~0.900", 24.0, 9.0, 1450.0, cost)
+    (row,) = [r for r in rt.job_rows(run) if r["stage"] == "fit"]
+    assert row["job"] == "p~0.500/lam~0.900"
+    assert row["cpu_s"] == pytest.approx(13.2) and not row["sampled"]
+
+
 def test_table_totals_and_command_line(run, capsys):
     assert rt.main([str(run)]) == 0
     out = capsys.readouterr().out
