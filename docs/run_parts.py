@@ -218,9 +218,10 @@ def figure_cube(cube: xr.Dataset, results: Path, params: cfgmod.Params) -> xr.Da
 
 
 def _cube_config(cfg: dict) -> dict:
-    """The config without what a part changes and no cube value depends on: the grid and
-    the figures."""
-    return {k: v for k, v in cfg.items() if k not in ("grid", "figures")}
+    """The config without what a part changes and no cube value depends on: the grid's p
+    and λ, and the figures."""
+    out = {k: v for k, v in cfg.items() if k not in ("grid", "figures")}
+    return {**out, "seeds": cfg["grid"]["seeds"]}
 
 
 def merge(parts: Path, params: cfgmod.Params) -> xr.Dataset:

@@ -95,9 +95,10 @@ def test_merged_parts_equal_the_one_machine_cube(stays, tiny_run, tmp_path):
 def test_a_part_of_another_config_and_a_cell_held_twice_are_refused(stays):
     results, parts, _, first = stays
     run_parts.save(results, parts)
-    other = run_parts.cfgmod.load(results / "config.resolved.yaml", ["analysis.alpha=0.05"])
-    with pytest.raises(ValueError, match="made with another config"):
-        run_parts.merge(parts, other)
+    for change in ("analysis.alpha=0.05", "grid.seeds=[0, 1, 2]"):
+        other = run_parts.cfgmod.load(results / "config.resolved.yaml", [change])
+        with pytest.raises(ValueError, match="made with another config"):
+            run_parts.merge(parts, other)
     shutil.copy(first[0], parts / "lam0.800-copy.nc")
     with pytest.raises(ValueError, match="cell p=0.100 lam=0.800 is also in"):
         run_parts.held_cells(parts)
