@@ -120,6 +120,17 @@ def _cell_of(job: str) -> tuple[str, str]:
     return p.removeprefix("p~"), lam.removeprefix("lam~")
 
 
+def gather_cells(results: Path, ps: list[float], lam: float) -> xr.Dataset:
+    """The cube of the cells ⟨p, λ⟩ for p in ``ps`` of the run in ``results``, gathered as
+    ``nmmval gather`` gathers the whole grid (on its config with this sub-grid, no
+    diagnostic cells)."""
+    sub = cfgmod.load(
+        results / "config.resolved.yaml",
+        [f"grid.p={ps!r}", f"grid.lam=[{lam!r}]", "figures.diagnostic_cells=[]"],
+    )
+    return gather(sub, results)
+
+
 def save(results: Path, parts: Path) -> list[Path]:
     """Write the finished cells that no part holds as parts (module docstring).
 
@@ -128,8 +139,7 @@ def save(results: Path, parts: Path) -> list[Path]:
     list of Path
         The part files written, one per λ with new cells (none if nothing is new).
     """
-    config = results / "config.resolved.yaml"
-    params = cfgmod.load(config)
+    params = cfgmod.load(results / "config.resolved.yaml")
     held = held_cells(parts)
     new = [c for c in finished_cells(results, params) if _key(*c) not in held]
     if not new:
@@ -144,11 +154,8 @@ def save(results: Path, parts: Path) -> list[Path]:
     written = []
     for lam in dict.fromkeys(lam for _, lam in new):
         ps = [p for p, lam_ in new if lam_ == lam]
-        sub = cfgmod.load(
-            config, [f"grid.p={ps!r}", f"grid.lam=[{lam!r}]", "figures.diagnostic_cells=[]"]
-        )
         out = parts / f"lam{store.format_p(lam)}-{stamp}.nc"
-        summary(gather(sub, results), out, SUMMARY_MAX_BYTES * len(ps) // n_grid)
+        summary(gather_cells(results, ps, lam), out, SUMMARY_MAX_BYTES * len(ps) // n_grid)
         written.append(out)
     keys = {_key(*c) for c in new}
     write_jobs(
@@ -195,13 +202,9 @@ def figure_cube(cube: xr.Dataset, results: Path, params: cfgmod.Params) -> xr.Da
     ValueError
         If a re-gathered cell differs from its part.
     """
-    config = results / "config.resolved.yaml"
     out = cube.copy()
     for p, lam in _diagnostic(params):
-        sub = cfgmod.load(
-            config, [f"grid.p=[{p!r}]", f"grid.lam=[{lam!r}]", "figures.diagnostic_cells=[]"]
-        )
-        cell = gather(sub, results).squeeze(["p", "lam"], drop=True)
+        cell = gather_cells(results, [p], lam).squeeze(["p", "lam"], drop=True)
         for name, da in cell.data_vars.items():
             if name in cube:
                 kept = cube[name].sel(p=p, lam=lam).values
